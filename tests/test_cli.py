@@ -1,0 +1,52 @@
+"The mistral-onnx command as a user runs it: a subprocess, exit codes, messages that name the cause and the fix."
+import json, shutil
+from pathlib import Path
+import onnx
+from conftest import cli
+
+def test_export_check_generate_int4(tmp_path):
+    out = tmp_path/"int4"
+    p = cli("export", "embedded", out, "--precision", "int4")
+    assert p.returncode == 0, p.stderr
+    for stage in ("load", "convert", "quantize", "write", "check"): assert f"[{stage:>8}]" in p.stdout
+    assert json.loads((out/"export_report.json").read_text())["precision"] == "int4"
+    p = cli("check", out); assert p.returncode == 0 and "PASS" in p.stdout
+    p = cli("generate", out, "reverse: abcdef"); assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "fedcba"
+    assert "tokens/s" in p.stderr
+
+def _drop_input(src, dst, name):
+    shutil.copytree(src, dst)
+    m = onnx.load(str(dst/"model.onnx"), load_external_data=False)
+    keep = [i for i in m.graph.input if i.name != name]
+    del m.graph.input[:]; m.graph.input.extend(keep)
+    onnx.save(m, str(dst/"model.onnx"))
+
+def test_check_names_missing_cache_input(exported, tmp_path):
+    _drop_input(exported["fp32"], tmp_path/"broken", "past_key_values.2.value")
+    p = cli("check", tmp_path/"broken")
+    assert p.returncode == 1
+    assert "FAIL past_key_values.2.value: missing" in p.stdout
+
+def test_check_names_query_head_sized_cache(exported, tmp_path):
+    dst = tmp_path/"mha"; shutil.copytree(exported["fp32"], dst)
+    m = onnx.load(str(dst/"model.onnx"), load_external_data=False)
+    for vi in m.graph.input:
+        if vi.name == "past_key_values.0.key": vi.type.tensor_type.shape.dim[1].dim_value = 8
+    onnx.save(m, str(dst/"model.onnx"))
+    p = cli("check", dst)
+    assert p.returncode == 1 and "past_key_values.0.key" in p.stdout and "num_attention_heads (8)" in p.stdout
+
+def test_failures_name_cause_and_fix(exported, tmp_path):
+    p = cli("export", tmp_path/"missing", tmp_path/"o"); assert p.returncode == 2 and "neither an existing folder" in p.stderr
+    assert not (tmp_path/"o").exists()
+    p = cli("export", "embedded", exported["fp32"]); assert p.returncode == 2 and "--overwrite" in p.stderr
+    p = cli("export", "embedded", tmp_path/"f16", "--precision", "fp16"); assert p.returncode == 2 and "cannot run on cpu" in p.stderr
+    p = cli("check", tmp_path); assert p.returncode == 2 and "genai_config.json" in p.stderr
+    p = cli("generate", exported["fp32"], "   "); assert p.returncode == 2 and "empty" in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == []
+
+def test_demo(tmp_path):
+    p = cli("demo", "--out", tmp_path/"demo", "-n", "50", cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "KV check" in p.stdout and "PASS" in p.stdout and "accuracy" in p.stdout

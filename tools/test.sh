@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# README command 2: create or reuse .venv with the dev extra, then run every test
+# (the notebooks through nbdev-test, then tests/ through pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+t0=$(date +%s)
+if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+echo "== notebooks (nbdev-test)"
+.venv/bin/nbdev-test --n-workers 2
+echo "== tests/ (pytest)"
+.venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
+echo "== all tests passed in $(( $(date +%s) - t0 )) s"
