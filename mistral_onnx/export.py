@@ -160,7 +160,12 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
                           "\nFix: run `mistral-onnx doctor` to see whether this onnxruntime-genai/transformers pair can export this model.")
     return {"command": cmd, "layer_types_added": bool(cfg.get("layer_types")) and not json.loads((src/"config.json").read_text()).get("layer_types")}
 
-ROUTES = {"builder": route_builder}
+ROUTES = {"builder": route_builder,
+          "torch": "mistral_onnx.torch_route:route_torch",
+          "optimum": "mistral_onnx.olive_routes:route_optimum",
+          "olive": "mistral_onnx.olive_routes:route_olive",
+          "olive-optimum": "mistral_onnx.olive_routes:route_olive_optimum",
+          "olive-onnx": "mistral_onnx.olive_routes:route_olive_onnx"}
 "Export routes by name: a function, or 'module:function' imported when first used (routes with heavy or optional dependencies)"
 
 def route_function(route:str):
@@ -170,7 +175,9 @@ def route_function(route:str):
     if isinstance(fn, str):
         import importlib
         mod, name = fn.split(":")
-        fn = getattr(importlib.import_module(mod), name)
+        try: fn = getattr(importlib.import_module(mod), name)
+        except (ImportError, AttributeError) as e:
+            raise ExportError(f"Route {route!r} cannot run here ({type(e).__name__}: {e}). Fix: `mistral-onnx doctor` says what it needs.") from None
     return fn
 
 # %% ../nbs/03_export.ipynb #c020
