@@ -13,9 +13,12 @@ from .models import SourceError, task_words, task_prompt, task_score
 from .check import check_kv, CheckError
 from .export import export, ExportError, print_progress, ROUTES, PRECISIONS
 from .generate import OnnxLM, GenerationError
+from .spec import ModelSpec
+from .diagnose import diagnose, DiagnoseError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'KNOWN_ERRORS', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['COMMANDS', 'KNOWN_ERRORS', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo', 'cmd_diagnose', 'build_parser',
+           'main']
 
 # %% ../nbs/10_cli.ipynb #c005
 def cmd_export(a) -> int:
@@ -70,6 +73,18 @@ def cmd_demo(a) -> int:
     print(f"== done in {time.time() - t0:.1f} s. Try: mistral-onnx generate {out} \"reverse: onnx\"")
     return 0 if acc >= a.min_accuracy else 1
 
+# %% ../nbs/10_cli.ipynb #diag01
+def cmd_diagnose(a) -> int:
+    "Diagnose a model folder, an export or an Olive workflow config; exit 1 if anything is wrong."
+    d = diagnose(a.path, ModelSpec.from_pretrained(a.config) if a.config else None)
+    print(d)
+    if a.write_fixed:
+        if d.fixed is None: print("nothing to correct: no config written", file=sys.stderr)
+        else:
+            Path(a.write_fixed).write_text(json.dumps(d.fixed, indent=2))
+            print(f"corrected workflow config written to {a.write_fixed}")
+    return 0 if d.ok else 1
+
 # %% ../nbs/10_cli.ipynb #c009
 COMMANDS = {}
 
@@ -105,11 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-n", type=int, default=200, help="held-out prompts to score")
     d.add_argument("--min-accuracy", type=float, default=0.99, help="exit 1 below this accuracy")
     d.set_defaults(fn=cmd_demo)
+    dg = sub.add_parser("diagnose", help="explain cache shape problems of a model folder, an export or an Olive workflow config")
+    dg.add_argument("path", help="a model folder (config.json), an exported folder (genai_config.json) or an Olive workflow config (.json)")
+    dg.add_argument("--config", default=None, help="the model's config.json, when PATH does not lead to it (an Olive config naming a hub id)")
+    dg.add_argument("--write-fixed", default=None, metavar="FILE", help="write the corrected Olive workflow config here")
+    dg.set_defaults(fn=cmd_diagnose)
     for name, (help_, add, fn) in COMMANDS.items():
         s = sub.add_parser(name, help=help_); add(s); s.set_defaults(fn=fn)
     return p
 
-KNOWN_ERRORS = (SpecError, SourceError, ExportError, CheckError, GenerationError)
+KNOWN_ERRORS = (SpecError, SourceError, ExportError, CheckError, GenerationError, DiagnoseError)
 
 def main(argv:list|None=None) -> int:
     "Entry point of the `mistral-onnx` console script."

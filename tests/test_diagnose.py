@@ -1,0 +1,62 @@
+"`mistral-onnx diagnose` as a user runs it: a broken export, an Olive workflow config, bad paths."
+import json, shutil
+from pathlib import Path
+import onnx, pytest
+from conftest import cli
+from mistral_onnx.spec import MISTRAL_7B_V01
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory):
+    "The embedded model exported once for this module (fp32, cpu)."
+    from mistral_onnx.export import export
+    return export("embedded", tmp_path_factory.mktemp("diag")/"fp32").out
+
+def _past_heads(src, dst, heads):
+    "A copy of an export whose past_key_values inputs declare `heads` heads in dimension 1."
+    shutil.copytree(src, dst)
+    m = onnx.load(str(dst/"model.onnx"), load_external_data=False)
+    for vi in m.graph.input:
+        if vi.name.startswith("past_key_values."): vi.type.tensor_type.shape.dim[1].dim_value = heads
+    onnx.save(m, str(dst/"model.onnx"))
+    return dst
+
+def test_good_export_passes(fp32):
+    p = cli("diagnose", fp32)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "(exported folder): OK" in p.stdout
+
+def test_query_head_sized_cache_is_named(fp32, tmp_path):
+    cfg = json.loads((fp32/"export_report.json").read_text())["source_config"]
+    H, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]      # 8 and 2, read from the model, not from diagnose
+    p = cli("diagnose", _past_heads(fp32, tmp_path/"broken", H))
+    assert p.returncode == 1, p.stdout + p.stderr
+    out = p.stdout
+    assert "FAIL past_key_values.0.key" in out and "FAIL past_key_values.3.value" in out
+    assert f"in past_key_values.0.key: got {kv} (num_key_value_heads), expected {H} (num_attention_heads)" in out, out
+    assert "export it again" in out
+
+def test_olive_kv_cache_io_config(tmp_path):
+    (tmp_path/"mistral-7b").mkdir(); (tmp_path/"mistral-7b"/"config.json").write_text(json.dumps(MISTRAL_7B_V01))
+    io = {"input_names": ["input_ids", "attention_mask"], "input_shapes": [[1, 8], [1, 8]], "input_types": ["int64", "int64"],
+          "output_names": ["logits"], "kv_cache": True}
+    wf = {"input_model": {"type": "HfModel", "model_path": "mistral-7b", "io_config": io},
+          "passes": {"c": {"type": "OnnxConversion"}}}
+    (tmp_path/"wf.json").write_text(json.dumps(wf))
+    p = cli("diagnose", tmp_path/"wf.json", "--write-fixed", tmp_path/"fixed.json")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "got 8 (num_key_value_heads), expected 32 (num_attention_heads)" in p.stdout
+    fixed = json.loads((tmp_path/"fixed.json").read_text())["input_model"]["io_config"]
+    assert "kv_cache" not in fixed
+    shapes = dict(zip(fixed["input_names"], fixed["input_shapes"]))
+    assert len([n for n in shapes if n.startswith("past_key_values.")]) == 2 * MISTRAL_7B_V01["num_hidden_layers"]
+    assert shapes["past_key_values.31.value"][1] == MISTRAL_7B_V01["num_key_value_heads"]
+    assert shapes["past_key_values.31.value"][3] == MISTRAL_7B_V01["hidden_size"] // MISTRAL_7B_V01["num_attention_heads"]
+    p = cli("diagnose", tmp_path/"fixed.json"); assert p.returncode == 0, p.stdout
+    # a hub id cannot be read offline: the error says to pass --config, and with it the same problem is found
+    wf["input_model"]["model_path"] = "mistralai/Mistral-7B-v0.1"; (tmp_path/"hub.json").write_text(json.dumps(wf))
+    p = cli("diagnose", tmp_path/"hub.json"); assert p.returncode == 2 and "--config" in p.stderr, p.stderr
+    p = cli("diagnose", tmp_path/"hub.json", "--config", tmp_path/"mistral-7b"/"config.json"); assert p.returncode == 1
+
+def test_bad_paths(tmp_path):
+    p = cli("diagnose", tmp_path/"none"); assert p.returncode == 2 and "does not exist" in p.stderr
+    p = cli("diagnose", tmp_path); assert p.returncode == 2 and "neither genai_config.json" in p.stderr
