@@ -16,7 +16,8 @@ from .check import check_kv, CheckError
 from .generate import OnnxLM, GenerationError
 
 # %% auto #0
-__all__ = ['KNOWN_ERRORS', 'error_text', 'card', 'error_card', 'Panel', 'export_card', 'ExportPanel', 'ChatPanel', 'BenchPanel']
+__all__ = ['KNOWN_ERRORS', 'STYLE', 'error_text', 'card', 'error_card', 'Panel', 'export_card', 'ExportPanel', 'ChatPanel',
+           'BenchPanel']
 
 # %% ../nbs/09_widgets.ipynb #c006
 KNOWN_ERRORS = (SpecError, SourceError, ExportError, CheckError, GenerationError)
@@ -48,6 +49,9 @@ def error_card(e:BaseException) -> str:
                 f"<pre style='white-space:pre-wrap;margin:0'>{html.escape(error_text(e))}</pre>")
 
 # %% ../nbs/09_widgets.ipynb #c010
+STYLE = {"description_width": "7em"}
+"Room for every label, so none is cut short"
+
 class Panel:
     "Shared by the panels: the widget tree in `ui`, work in a background thread, the last error in `error`."
     css = "mo-panel"
@@ -83,15 +87,16 @@ class Panel:
         return self
 
 # %% ../nbs/09_widgets.ipynb #c012
-def _validation(source, out) -> tuple:
+def _validation(source, out, progress=None) -> tuple:
     "(ok or None, html) of `mistral_onnx.validate.validate(source, out)`, or why it could not run."
     try: from mistral_onnx.validate import validate
     except ImportError: return None, "not run: this install of mistral_onnx has no <code>validate</code> module"
-    rep = validate(source, out)
+    rep = validate(source, out, progress=progress)
     ok = getattr(rep, "ok", None)
-    text = rep._repr_markdown_() if hasattr(rep, "_repr_markdown_") else str(rep)
-    head = {True: "PASS", False: "FAIL", None: "done"}[ok]
-    return ok, f"{head}<details><summary>details</summary><pre style='white-space:pre-wrap'>{html.escape(text)}</pre></details>"
+    head = {True: "<b style='color:#2e7d32'>PASS</b>", False: "<b style='color:#c62828'>FAIL</b>", None: "done"}[ok]
+    fails = getattr(rep, "failures", [])
+    if fails: head += ": " + html.escape(", ".join(f"{p.runner} {p.name}" for p in fails))
+    return ok, f"{head}<details><summary>details</summary><pre style='white-space:pre-wrap'>{html.escape(str(rep))}</pre></details>"
 
 def export_card(result, kv=None, validation:str|None=None) -> str:
     "HTML card of a finished export: KV check, validation, sizes, time, the command that reproduces it."
@@ -122,25 +127,25 @@ class ExportPanel(Panel):
                  execution_provider:str|None=None):     # None: the first available
         eps = [ep for ep in available_providers() if ep in PRECISIONS] or ["cpu"]
         wide = W.Layout(width="36em")
-        self.source = W.Combobox(value=str(source), options=["embedded"], description="source", layout=wide,
+        self.source = W.Combobox(style=STYLE, value=str(source), options=["embedded"], description="source", layout=wide,
                                  placeholder="embedded, a model folder, or a hub id (owner/name)", ensure_option=False)
-        self.route = W.Dropdown(options=list(ROUTES), value=route, description="route")
-        self.ep = W.Dropdown(options=eps, value=execution_provider or eps[0], description="provider")
-        self.precision = W.Dropdown(options=PRECISIONS[self.ep.value], value=precision, description="precision")
+        self.route = W.Dropdown(style=STYLE, options=list(ROUTES), value=route, description="route")
+        self.ep = W.Dropdown(style=STYLE, options=eps, value=execution_provider or eps[0], description="provider")
+        self.precision = W.Dropdown(style=STYLE, options=PRECISIONS[self.ep.value], value=precision, description="precision")
         self.ep.observe(self._precisions, "value")
-        self.out = W.Text(value=str(out), description="output", layout=wide)
-        self.overwrite = W.Checkbox(False, description="overwrite (the old folder goes only once the new one passes its check)", indent=False)
+        self.out = W.Text(style=STYLE, value=str(out), description="output", layout=wide)
+        self.overwrite = W.Checkbox(False, description="overwrite", indent=False, tooltip="replace the output folder; the old one goes only once the new one passes its check")
         self.validate = W.Checkbox(False, description="validate against PyTorch", indent=False)
         self.run = W.Button(description="Run", button_style="primary", icon="play")
         self.cancel = W.Button(description="Cancel", icon="stop", disabled=True)
-        self.bar = W.FloatProgress(0, min=0, max=1, description="progress")
+        self.bar = W.FloatProgress(0, style=STYLE, min=0, max=1, description="progress")
         self.stage = W.HTML()
         self.log = W.Output(layout=W.Layout(max_height="12em", overflow="auto", border="1px solid #ddd"))
         self.result = W.HTML()
         for w, c in ((self.source, "mo-source"), (self.out, "mo-out"), (self.run, "mo-run"), (self.cancel, "mo-cancel"),
                      (self.result, "mo-result"), (self.bar, "mo-bar"), (self.precision, "mo-precision")): w.add_class(c)
         super().__init__(W.HTML("<b>Export</b>"), self.source, W.HBox([self.route, self.ep, self.precision]), self.out,
-                         W.HBox([self.overwrite, self.validate]), W.HBox([self.run, self.cancel]), self.bar, self.stage,
+                         W.HBox([W.Label(layout=W.Layout(width="7em")), self.overwrite, self.validate]), W.HBox([self.run, self.cancel]), self.bar, self.stage,
                          W.Accordion([self.log], titles=("log",)), self.result)
         self.seen, self.bars, self.lines, self.export_result, self.on_done = [], [], [], None, []
         self._cancel = threading.Event()
@@ -180,8 +185,7 @@ class ExportPanel(Panel):
             kv = check_kv(r.out)
             val = None
             if self.validate.value:
-                self.stage.value = "validating against PyTorch..."
-                val = _validation(args["source"], r.out)[1]
+                val = _validation(args["source"], r.out, progress=lambda st, f, m: setattr(self.stage, "value", f"<code>{st}</code> {f:.0%} {html.escape(m)}"))[1]
             self.export_result = r
             self.bar.value, self.bar.bar_style = 1.0, "success"
             self.result.value = export_card(r, kv, val)
@@ -210,11 +214,11 @@ class ChatPanel(Panel):
                  prompt:str="reverse: widgets",        # the first prompt shown
                  max_new_tokens:int=32):               # the answer's longest length
         wide = W.Layout(width="36em")
-        self.folder = W.Text(value=str(folder), description="export", placeholder="an exported folder", layout=wide)
-        self.prompt = W.Textarea(value=prompt, description="prompt", layout=W.Layout(width="36em", height="4em"))
-        self.max_new_tokens = W.IntSlider(max_new_tokens, min=1, max=1024, description="max tokens")
-        self.mode = W.ToggleButtons(options=["greedy", "sample"], value="greedy", description="decoding")
-        self.temperature = W.FloatSlider(1.0, min=0.05, max=2.0, step=0.05, description="temperature", disabled=True)
+        self.folder = W.Text(style=STYLE, value=str(folder), description="export", placeholder="an exported folder", layout=wide)
+        self.prompt = W.Textarea(style=STYLE, value=prompt, description="prompt", layout=W.Layout(width="36em", height="4em"))
+        self.max_new_tokens = W.IntSlider(max_new_tokens, style=STYLE, min=1, max=512, description="max tokens")
+        self.mode = W.ToggleButtons(style=STYLE, options=["greedy", "sample"], value="greedy", description="decoding")
+        self.temperature = W.FloatSlider(1.0, style=STYLE, min=0.05, max=2.0, step=0.05, description="temperature", disabled=True)
         self.mode.observe(lambda ch: setattr(self.temperature, "disabled", ch["new"] == "greedy"), "value")
         self.run = W.Button(description="Send", button_style="primary", icon="paper-plane")
         self.answer = W.HTML()
@@ -278,14 +282,14 @@ class BenchPanel(Panel):
         b = _bench_module()
         names = list(getattr(b, "RUNNERS", {}) or []) if b else []
         wide = W.Layout(width="36em")
-        self.source = W.Text(value=str(source), description="source", layout=wide)
-        self.exported = W.Text(value=str(exported), description="export", placeholder="an exported folder", layout=wide)
-        self.runners = W.SelectMultiple(options=names, value=tuple(names), description="runners", rows=max(2, len(names)))
-        self.prompt_len = W.BoundedIntText(prompt_len, min=1, max=1_000_000, description="prompt len")
-        self.new_tokens = W.BoundedIntText(new_tokens, min=1, max=1_000_000, description="new tokens")
-        self.repeats = W.BoundedIntText(repeats, min=1, max=1000, description="repeats")
+        self.source = W.Text(style=STYLE, value=str(source), description="source", layout=wide)
+        self.exported = W.Text(style=STYLE, value=str(exported), description="export", placeholder="an exported folder", layout=wide)
+        self.runners = W.SelectMultiple(style=STYLE, options=names, value=tuple(names), description="runners", rows=max(2, len(names)))
+        self.prompt_len = W.BoundedIntText(prompt_len, style=STYLE, min=1, max=1_000_000, description="prompt len")
+        self.new_tokens = W.BoundedIntText(new_tokens, style=STYLE, min=1, max=1_000_000, description="new tokens")
+        self.repeats = W.BoundedIntText(repeats, style=STYLE, min=1, max=1000, description="repeats")
         self.run = W.Button(description="Run", button_style="primary", icon="play")
-        self.bar = W.FloatProgress(0, min=0, max=1, description="progress")
+        self.bar = W.FloatProgress(0, style=STYLE, min=0, max=1, description="progress")
         self.stage = W.HTML()
         self.out = W.Output()
         self.note = W.HTML(card([], "mistral_onnx.bench is not in this install: Run will say so", "note") if b is None else "")

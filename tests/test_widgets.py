@@ -115,3 +115,12 @@ def test_bench_panel_runs_bench(exported):
     assert "text/markdown" in table["data"]
     b.exported.value = ""; b.run.click(); b.wait()
     assert isinstance(b.error, CheckError) and "No exported folder" in b.out.outputs[-1]["data"]["text/html"]
+
+def test_export_panel_validates_against_pytorch(tmp_path):
+    pytest.importorskip("mistral_onnx.validate")
+    p = ExportPanel(out=tmp_path/"v")
+    p.validate.value = True
+    p.run.click(); p.wait()
+    assert p.error is None, p.result.value
+    row = p.result.value.split("<b>validation</b>")[1].split("</tr>")[0]
+    assert "PASS" in row and "prefill" in row and "decode" in row, row   # the report's phases, in the details
