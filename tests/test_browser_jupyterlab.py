@@ -31,7 +31,9 @@ def lab(tmp_path):
     "A JupyterLab server of our own on 127.0.0.1 with a token, serving a copy of nbs/09_widgets.ipynb; stopped by PID."
     _ensure_jupyterlab()
     root = tmp_path/"root"; root.mkdir()
-    shutil.copy(ROOT/"nbs"/"09_widgets.ipynb", root/"09_widgets.ipynb")
+    nb = json.loads((ROOT/"nbs"/"09_widgets.ipynb").read_text())
+    nb["metadata"].pop("kernelspec", None)   # as a notebook from elsewhere: JupyterLab asks "Select Kernel" on first open
+    (root/"09_widgets.ipynb").write_text(json.dumps(nb))
     _settings(tmp_path/"settings")
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(tmp_path/"settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path/"workspaces"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path/"runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path/"config"), "PYTHONUNBUFFERED": "1"}
@@ -86,13 +88,17 @@ def test_widgets_notebook_in_jupyterlab(lab):
         page.goto(f"{lab['base']}/lab/tree/09_widgets.ipynb?token={lab['token']}")
         page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
         # First open: JupyterLab may ask which kernel to start ("Select Kernel"); accept its choice (python3).
+        dialogs = []
         def kernel_ready():
             dlg = page.locator(".jp-Dialog")
             if dlg.count() and dlg.first.is_visible():
+                dialogs.append(dlg.first.inner_text())
+                page.screenshot(path=str(SHOTS/"jupyterlab_select_kernel.png"))
                 page.locator(".jp-Dialog .jp-mod-accept").first.click()
             return page.locator(".jp-Toolbar-kernelName").first.inner_text().strip() not in ("", "No Kernel") and \
                    page.locator(".jp-Dialog").count() == 0
         _wait(kernel_ready, 60, "a kernel for the notebook", page)
+        assert any("Select Kernel" in d for d in dialogs), dialogs
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         def all_ran():
@@ -132,3 +138,12 @@ def test_widgets_notebook_in_jupyterlab(lab):
         # The browser received the answer growing piece by piece: widget updates holding partial answers (with the cursor).
         partial = {m.group(1) for f in frames[n0:] for m in re.finditer(r"<pre style='white-space:pre-wrap;margin:4px 0'>([^<]*)<span", f)}
         assert len(partial) >= 5, sorted(partial)
+
+        # A bad source: the card shows the error's message and its fix, not a traceback.
+        exp.locator(".mo-source input").fill("/no/such/model")
+        exp.locator("button.mo-run").click()
+        err = exp.locator(".mo-result .mo-card-error")
+        err.wait_for(timeout=60_000)
+        exp.screenshot(path=str(SHOTS/"jupyterlab_export_error.png"))
+        text = err.inner_text()
+        assert "neither an existing folder nor a hub id" in text and "Fix:" in text and "Traceback" not in text, text
