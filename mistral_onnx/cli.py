@@ -18,7 +18,7 @@ from .diagnose import diagnose, DiagnoseError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'KNOWN_ERRORS', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo', 'cmd_diagnose', 'build_parser',
-           'main']
+           'main', 'cmd_doctor']
 
 # %% ../nbs/10_cli.ipynb #c005
 def cmd_export(a) -> int:
@@ -141,3 +141,17 @@ def main(argv:list|None=None) -> int:
         print("interrupted", file=sys.stderr); return 130
     except Exception as e:
         print(f"error: unexpected {type(e).__name__}: {e}\n(please report this with the command you ran)", file=sys.stderr); return 1
+
+# %% ../nbs/10_cli.ipynb #d002
+def cmd_doctor(a) -> int:
+    "Print what is installed and which export routes work here; exit 1 if `--route` names one that cannot."
+    from mistral_onnx.doctor import doctor
+    d = doctor()
+    print(json.dumps(d.to_dict(), indent=1) if a.json else d)
+    return 0 if a.route is None or d.routes[a.route].works else 1
+
+def _doctor_args(s):
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--route", choices=sorted(ROUTES), default=None, help="exit 1 if this route cannot work here")
+
+COMMANDS["doctor"] = ("installed versions, execution providers, CUDA, and which export routes work here", _doctor_args, cmd_doctor)
