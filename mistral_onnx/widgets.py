@@ -16,8 +16,8 @@ from .check import check_kv, CheckError
 from .generate import OnnxLM, GenerationError
 
 # %% auto #0
-__all__ = ['KNOWN_ERRORS', 'STYLE', 'error_text', 'card', 'error_card', 'Panel', 'export_card', 'ExportPanel', 'ChatPanel',
-           'BenchPanel']
+__all__ = ['KNOWN_ERRORS', 'STYLE', 'error_text', 'card', 'error_card', 'Panel', 'route_status', 'route_choices', 'export_card',
+           'ExportPanel', 'ChatPanel', 'BenchPanel']
 
 # %% ../nbs/09_widgets.ipynb #c006
 KNOWN_ERRORS = (SpecError, SourceError, ExportError, CheckError, GenerationError)
@@ -87,6 +87,16 @@ class Panel:
         return self
 
 # %% ../nbs/09_widgets.ipynb #c012
+def route_status(route:str):
+    "The doctor's `RouteStatus` of `route` (None where this install has no doctor module)."
+    try: from mistral_onnx.doctor import route_status as rs
+    except ImportError: return None
+    return rs(route)
+
+def route_choices() -> list:
+    "(label, route) pairs for the route menu; a route the doctor says cannot work here is marked."
+    return [(r if (st := route_status(r)) is None or st.works else f"{r} (not here)", r) for r in ROUTES]
+
 def _validation(source, out, progress=None) -> tuple:
     "(ok or None, html) of `mistral_onnx.validate.validate(source, out)`, or why it could not run."
     try: from mistral_onnx.validate import validate
@@ -129,7 +139,9 @@ class ExportPanel(Panel):
         wide = W.Layout(width="36em")
         self.source = W.Combobox(style=STYLE, value=str(source), options=["embedded"], description="source", layout=wide,
                                  placeholder="embedded, a model folder, or a hub id (owner/name)", ensure_option=False)
-        self.route = W.Dropdown(style=STYLE, options=list(ROUTES), value=route, description="route")
+        self.route = W.Dropdown(style=STYLE, options=route_choices(), value=route, description="route")
+        self.route_note = W.HTML()
+        self.route.observe(self._route_note, "value")
         self.ep = W.Dropdown(style=STYLE, options=eps, value=execution_provider or eps[0], description="provider")
         self.precision = W.Dropdown(style=STYLE, options=PRECISIONS[self.ep.value], value=precision, description="precision")
         self.ep.observe(self._precisions, "value")
@@ -144,13 +156,18 @@ class ExportPanel(Panel):
         self.result = W.HTML()
         for w, c in ((self.source, "mo-source"), (self.out, "mo-out"), (self.run, "mo-run"), (self.cancel, "mo-cancel"),
                      (self.result, "mo-result"), (self.bar, "mo-bar"), (self.precision, "mo-precision")): w.add_class(c)
-        super().__init__(W.HTML("<b>Export</b>"), self.source, W.HBox([self.route, self.ep, self.precision]), self.out,
+        super().__init__(W.HTML("<b>Export</b>"), self.source, W.HBox([self.route, self.ep, self.precision]), self.route_note, self.out,
                          W.HBox([W.Label(layout=W.Layout(width="7em")), self.overwrite, self.validate]), W.HBox([self.run, self.cancel]), self.bar, self.stage,
                          W.Accordion([self.log], titles=("log",)), self.result)
         self.seen, self.bars, self.lines, self.export_result, self.on_done = [], [], [], None, []
         self._cancel = threading.Event()
+        self._route_note({"new": route})
         self.run.on_click(lambda b: self.start())
         self.cancel.on_click(lambda b: self._cancel.set())
+
+    def _route_note(self, change):
+        st = route_status(change["new"])
+        self.route_note.value = "" if st is None or st.works else card([], "", "note", f"<pre style='white-space:pre-wrap;margin:0'>{html.escape(str(st))}</pre>")
 
     def _precisions(self, change):
         keep = self.precision.value
@@ -206,7 +223,7 @@ class ExportPanel(Panel):
 
     def _finished(self): self.cancel.disabled = True
 
-# %% ../nbs/09_widgets.ipynb #c020
+# %% ../nbs/09_widgets.ipynb #c022
 class ChatPanel(Panel):
     "Stream answers from an exported folder with ORT GenAI: max length, greedy or sample, temperature, tokens/s."
     css = "mo-chat"
@@ -265,7 +282,7 @@ class ChatPanel(Panel):
     @property
     def text(self) -> str: return "".join(self.pieces)
 
-# %% ../nbs/09_widgets.ipynb #c026
+# %% ../nbs/09_widgets.ipynb #c028
 def _bench_module():
     "mistral_onnx.bench, or None where this install has none."
     try:

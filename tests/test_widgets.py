@@ -124,3 +124,16 @@ def test_export_panel_validates_against_pytorch(tmp_path):
     assert p.error is None, p.result.value
     row = p.result.value.split("<b>validation</b>")[1].split("</tr>")[0]
     assert "PASS" in row and "prefill" in row and "decode" in row, row   # the report's phases, in the details
+
+def test_export_panel_route_the_doctor_rejects(tmp_path):
+    doctor = pytest.importorskip("mistral_onnx.doctor")
+    from mistral_onnx.export import ROUTES
+    bad = [r for r in ROUTES if not doctor.route_status(r).works]
+    if not bad: pytest.skip("every route works in this environment")
+    p = ExportPanel(out=tmp_path/"o")
+    assert (f"{bad[0]} (not here)", bad[0]) in p.route.options
+    p.route.value = bad[0]
+    assert "cannot work here" in p.route_note.value and "Fix:" in p.route_note.value
+    p.run.click(); p.wait()
+    assert isinstance(p.error, ExportError) and "Fix" in p.result.value and "Traceback" not in p.result.value
+    assert sorted(x.name for x in tmp_path.iterdir()) == []
