@@ -310,7 +310,8 @@ class BenchPanel(Panel):
         self.stage = W.HTML()
         self.out = W.Output()
         self.note = W.HTML(card([], "mistral_onnx.bench is not in this install: Run will say so", "note") if b is None else "")
-        for w, c in ((self.exported, "mo-exported"), (self.run, "mo-run"), (self.out, "mo-bench-out")): w.add_class(c)
+        for w, c in ((self.exported, "mo-exported"), (self.run, "mo-run"), (self.out, "mo-bench-out"), (self.prompt_len, "mo-prompt-len"),
+                     (self.new_tokens, "mo-new-tokens"), (self.repeats, "mo-repeats"), (self.runners, "mo-runners")): w.add_class(c)
         super().__init__(W.HTML("<b>Benchmark</b>"), self.note, self.source, self.exported, self.runners,
                          W.HBox([self.prompt_len, self.new_tokens, self.repeats]), self.run, self.bar, self.stage, self.out)
         self.seen, self.bench_result = [], None

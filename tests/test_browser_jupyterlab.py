@@ -147,3 +147,19 @@ def test_widgets_notebook_in_jupyterlab(lab):
         exp.screenshot(path=str(SHOTS/"jupyterlab_export_error.png"))
         text = err.inner_text()
         assert "neither an existing folder nor a hub id" in text and "Fix:" in text and "Traceback" not in text, text
+
+        # The BenchPanel (where this install has mistral_onnx.bench): small sizes, the plotly chart and the table.
+        import importlib.util
+        if importlib.util.find_spec("mistral_onnx.bench") is None:
+            print("mistral_onnx.bench is not installed: BenchPanel not exercised in the browser"); return
+        bench = page.locator(".mo-bench").last
+        bench.scroll_into_view_if_needed()
+        assert bench.locator(".mo-exported input").input_value().endswith("browser-int4")
+        for cls, v in ((".mo-prompt-len", "8"), (".mo-new-tokens", "8"), (".mo-repeats", "1")):
+            bench.locator(f"{cls} input").fill(v); bench.locator(f"{cls} input").press("Enter")
+        bench.locator("button.mo-run").click()
+        bench.locator(".mo-bench-out .js-plotly-plot, .mo-bench-out .mo-card-error").first.wait_for(timeout=150_000)
+        page.wait_for_timeout(1000)
+        bench.screenshot(path=str(SHOTS/"jupyterlab_bench_panel.png"))
+        assert bench.locator(".mo-bench-out .mo-card-error").count() == 0, bench.locator(".mo-bench-out").inner_text()
+        assert bench.locator(".mo-bench-out table").count() >= 1
