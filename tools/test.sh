@@ -10,6 +10,7 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
 echo "== notebooks (nbdev-test)"
 .venv/bin/nbdev-test --n-workers 2
+echo "== docs site (offline build + checks)"; .venv/bin/python tools/docs.py   # tests/test_docs.py then opens it in chromium
 echo "== tests/ (pytest)"
 .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
 echo "== all tests passed in $(( $(date +%s) - t0 )) s"

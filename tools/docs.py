@@ -1,0 +1,501 @@
+"""Build the documentation site offline, from the notebooks, and check it.
+
+    python tools/docs.py            # build _site/ (about 3-5 minutes on 2 cores), then check it; exit 1 on any problem
+    python tools/docs.py --check    # only check an existing _site/
+    python tools/docs.py --sidebar  # only regenerate nbs/sidebar.yml (run before `nbdev-docs` if you have Quarto)
+
+Quarto cannot be installed on our machines, so `nbdev-docs` stays the command for users who have it, and this is the
+build we run and test. The steps:
+
+1. `nbs/sidebar.yml` is generated from the notebooks that exist (home, Tutorials, How-to, API reference,
+   Compatibility), so pages appear as they land; Quarto reads the same file (`custom_sidebar = true` in pyproject).
+2. nbdev's `proc_nbs` (the work of `nbdev-proc-nbs`, without its attempt to download Quarto) writes `_proc/`:
+   frontmatter, `show_doc` for every exported symbol (docments tables), hidden/exported cells removed, doc links.
+3. Each notebook is executed (a copy; the sources are never written), with cells flagged `gpu`/`slow`/`train` skipped
+   as `nbdev-test` skips them and their saved outputs kept. The outputs are put into the processed cells by cell id.
+4. nbconvert renders each processed notebook to HTML. Plotly figures carry plotly.js (`PLOTLY_RENDERER=notebook`);
+   widget state renders with @jupyter-widgets/html-manager and require.js, npm packages installed into
+   build/docs-npm and served from `_site/site_libs/`. No page loads anything from the network.
+5. `check_site` verifies: every notebook has a page, no page references a network script or style, every internal
+   link (and #anchor) resolves. `_site/build.json` records each page's time, skipped cells and errors.
+"""
+from __future__ import annotations
+import argparse, json, os, re, shutil, subprocess, sys, tempfile, time, tomllib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from urllib.parse import urlsplit, unquote
+
+ROOT = Path(__file__).resolve().parent.parent
+NBS, PROC, SITE = ROOT/"nbs", ROOT/"_proc", ROOT/"_site"
+NPM_DIR = ROOT/"build"/"docs-npm"
+NPM_PACKAGES = {"@jupyter-widgets/html-manager": "1.0.15", "requirejs": "2.3.8"}
+"npm packages the pages load, pinned: the widget manager (ipywidgets 8 state) and the AMD loader it needs"
+
+def _cfg() -> dict: return tomllib.loads((ROOT/"pyproject.toml").read_text())["tool"]["nbdev"]
+def skip_flags() -> tuple: return tuple(_cfg().get("tst_flags", "").split())
+def site_url() -> str:
+    m = re.search(r'site-url:\s*"?([^"\n]+)"?', (NBS/"nbdev.yml").read_text())
+    return m.group(1).rstrip("/") + "/" if m else ""
+
+# ---------------------------------------------------------------- 1. pages and the sidebar
+TUTORIALS = ("01_kv_cache", "tutorials/export_mistral_7b", "05_diagnose", "07_generate", "tutorials/gpu_benchmark",
+             "08_bench", "tutorials/train_embedded")
+"Reading order of the Tutorials section; numbered notebooks listed here are tutorials as well as API pages"
+TUTORIAL_TEXT = {"01_kv_cache": "KV cache concepts", "05_diagnose": "The 32-vs-8 mismatch, diagnosed",
+                 "07_generate": "Generation", "08_bench": "Benchmarks"}
+COMPAT = ("11_doctor",)
+"Notebooks that make the compatibility page (plus any nbs/**/compat*)"
+
+def sources(nbs:Path=NBS) -> list:
+    "Every page source under `nbs/`: notebooks and .md files, skipping `_`/`.` names as nbdev does."
+    out = []
+    for p in sorted(nbs.rglob("*")):
+        rel = p.relative_to(nbs)
+        if p.suffix not in (".ipynb", ".md") or any(s.startswith(("_", ".")) for s in rel.parts): continue
+        if ".ipynb_checkpoints" in rel.parts: continue
+        out.append(rel.as_posix())
+    return out
+
+def sidebar(nbs:Path=NBS) -> dict:
+    "The sidebar as Quarto's `website.sidebar.contents`, from the pages that exist."
+    srcs = sources(nbs)
+    stem = {s.rsplit(".", 1)[0]: s for s in srcs}
+    top = [s for s in srcs if "/" not in s and s.split(".")[0] != "index"]
+    api = [s for s in top if re.match(r"\d", s)]
+    tut = [stem[t] if t.startswith("tutorials/") else {"text": TUTORIAL_TEXT.get(t, t), "href": stem[t]}
+           for t in TUTORIALS if t in stem]
+    tut += [s for s in srcs if s.startswith("tutorials/") and s.rsplit(".", 1)[0] not in TUTORIALS]
+    howto = [s for s in srcs if s.startswith("howto/")]
+    compat = [s for s in srcs if s.rsplit(".", 1)[0] in COMPAT or Path(s).name.startswith("compat")]
+    other = [s for s in srcs if s not in api and s not in howto and s not in compat and not s.startswith(("tutorials/", "index."))]
+    contents = [stem["index"]] if "index" in stem else []
+    for name, items in (("Tutorials", tut), ("How-to", howto), ("API reference", api), ("Compatibility", compat), ("More", other)):
+        if items: contents.append({"section": name, "contents": items})
+    return {"website": {"sidebar": {"contents": contents}}}
+
+def write_sidebar(nbs:Path=NBS) -> Path:
+    import yaml
+    text = "# generated by tools/docs.py from the notebooks in nbs/; do not edit\n" + yaml.safe_dump(sidebar(nbs), sort_keys=False)
+    p = nbs/"sidebar.yml"
+    if not p.exists() or p.read_text() != text: p.write_text(text)
+    return p
+
+# ---------------------------------------------------------------- 2. nbdev's processing
+def _light_eval(cell):
+    "nbdev's choice of cells to run for `show_doc`, less the cells that mix imports with other work (we execute those in step 3)."
+    import ast, nbdev.processors as P
+    ok = P._do_eval_nbdev(cell)
+    if not ok or cell.directives_.keys() & {"export", "exports", "exporti", "exec_doc"} or P._show_docs(cell.parsed_()): return ok
+    return all(isinstance(t, (ast.Import, ast.ImportFrom)) for t in cell.parsed_())
+
+def _proc_one(job):
+    "Process one notebook the way `nbdev-proc-nbs` does (nbdev's `FilterDefaults` processors); return an error or None."
+    src, dst = job
+    import nbdev.processors as P, nbdev.serve_drv
+    if not hasattr(P, "_do_eval_nbdev"): P._do_eval_nbdev, P._do_eval = P._do_eval, _light_eval
+    try: nbdev.serve_drv.main((Path(src), Path(dst), P.FilterDefaults)); return None
+    except Exception as e: return f"nbdev could not process it: {type(e).__name__}: {e}"[:3000]
+
+def process(n_workers:int=2) -> dict:
+    """`nbdev-proc-nbs` into _proc/, with nbdev's own pieces; return {source: error} for notebooks it could not process.
+
+    Three differences from calling the command: it does not try to download Quarto (nbdev does when `quarto` is missing),
+    one notebook's error does not stop the others, and `show_doc` set-up runs only exported, import-only and `show_doc`
+    cells (nbdev also runs cells that mix imports with other work, which here means whole exports; step 3 runs them anyway)."""
+    import multiprocessing, nbdev.quarto, nbdev.doclinks
+    from nbdev.serve import _proc_file, _rm_stale
+    from nbdev.config import get_config
+    cwd = os.getcwd(); os.chdir(ROOT)
+    try:
+        nbdev.quarto.refresh_quarto_yml()            # nbs/nbdev.yml from pyproject; _quarto.yml is kept
+        nbdev.doclinks._build_modidx()
+        cfg = get_config()
+        chk = max(cfg.config_file.stat().st_mtime, Path(nbdev.quarto.__file__).stat().st_mtime)
+        if PROC.exists() and PROC.stat().st_mtime < chk: shutil.rmtree(PROC)
+        PROC.mkdir(exist_ok=True)
+        _rm_stale(PROC, NBS)
+        files = [f for f in sorted(NBS.rglob("*")) if f.is_file() and not any(x.startswith(("_proc", ".")) for x in f.relative_to(NBS).parts[:-1])]
+        jobs, errors = [], {}
+        for f in files:
+            rel = f.relative_to(NBS)
+            if any(x.startswith(".") for x in rel.parts) or ".ipynb_checkpoints" in rel.parts: continue
+            if f.suffix == ".ipynb" and rel.as_posix() not in sources(): continue
+            if f.name.startswith("_") and f.name not in ("_quarto.yml", "_brand.yml") and not f.name.startswith("_metadata"): continue
+            r = _proc_file(f, cache=PROC, path=NBS)
+            if r: jobs.append((str(r[0]), str(r[1])))
+        with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for (src, dst), err in zip(jobs, pool.map(_proc_one, jobs)):
+                if err:
+                    errors[Path(src).relative_to(NBS).as_posix()] = err
+                    Path(dst).unlink(missing_ok=True)
+        PROC.touch()
+    finally: os.chdir(cwd)
+    return errors
+
+# ---------------------------------------------------------------- 3. execution
+def _directives(src:str) -> dict:
+    "The `#| ...` lines at the top of a cell: {'gpu': '', 'eval': 'false', ...}."
+    out = {}
+    for line in src.splitlines():
+        line = line.strip()
+        if not line: continue
+        if not line.startswith("#|"): break
+        body = line[2:].strip()
+        for w in ([body] if ":" in body else body.split()):
+            k, _, v = w.partition(":")
+            out[k.strip()] = v.strip()
+    return out
+
+def skipped(cell, flags=None) -> str|None:
+    "Why a code cell is not run for the docs (a flag it carries, or `eval: false`), else None."
+    d = _directives(cell.source)
+    for f in flags or skip_flags():
+        if f in d: return f
+    if d.get("eval", "").lower() == "false": return "eval: false"
+    return None
+
+def execute(rel:str, timeout:int=300) -> dict:
+    "Execute a copy of nbs/`rel` (cwd = its folder, as nbdev-test does); return outputs by cell id, widget state, timing."
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    src = NBS/rel
+    nb = nbformat.read(src, as_version=4)
+    flags = skip_flags()
+    skips = {c.id: skipped(c, flags) for c in nb.cells if c.cell_type == "code"}
+    run = [i for i, why in skips.items() if why is None and nb.cells[[c.id for c in nb.cells].index(i)].source.strip()]
+    res = dict(rel=rel, seconds=0.0, executed=len(run), skipped={i: w for i, w in skips.items() if w}, error=None, outputs={}, widgets=None)
+    if not run: return res
+
+    class Client(NotebookClient):
+        async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+            if cell.cell_type == "code" and skips.get(cell.id): return cell      # flagged: keep the saved outputs
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+
+    os.environ["PLOTLY_RENDERER"] = "notebook"        # this worker's kernel inherits it: figures carry plotly.js
+    os.environ.pop("IN_TEST", None)
+    t0 = time.time()
+    client = Client(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(src.parent)}},
+                    store_widget_state=True, record_timing=False)
+    try: client.execute()
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as e: res["error"] = str(e)[-3000:]
+    except Exception as e: res["error"] = f"{type(e).__name__}: {e}"[-3000:]
+    res["seconds"] = round(time.time() - t0, 1)
+    res["outputs"] = {c.id: (c.get("outputs", []), c.get("execution_count")) for c in nb.cells
+                      if c.cell_type == "code" and not skips.get(c.id)}
+    res["widgets"] = nb.metadata.get("widgets")
+    return json.loads(json.dumps(res, default=str))
+
+# ---------------------------------------------------------------- 4. rendering
+def frontmatter(nb) -> dict:
+    "The YAML frontmatter nbdev puts in a raw first cell (title, description, output-file)."
+    import yaml
+    if nb.cells and nb.cells[0].cell_type == "raw" and nb.cells[0].source.startswith("---"):
+        try: return yaml.safe_load(nb.cells[0].source.strip().strip("-")) or {}
+        except Exception: return {}
+    return {}
+
+def page_path(rel:str, fm:dict) -> str:
+    "Where a source's page lands in the site: its `output-file` beside it, else its path with .html."
+    p = Path(rel)
+    return (p.parent/fm["output-file"]).as_posix() if fm.get("output-file") else p.with_suffix(".html").as_posix()
+
+ATTR_RE = re.compile(r"(\]\([^)\s]*\))\{[^}\n]*\}")            # Quarto link attributes: [source](url){target="_blank" ...}
+MATHJAX_CDN_RE = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]*"></script>')
+
+def clean(nb, run:dict|None):
+    "A processed notebook made ready for nbconvert: executed outputs in, Quarto-only metadata and directives out."
+    import nbformat
+    fm = frontmatter(nb)
+    if fm: nb.cells = nb.cells[1:]
+    outs = (run or {}).get("outputs", {})
+    keep = []
+    for c in nb.cells:
+        c.pop("has_sd", None)
+        c.metadata.pop("execution", None)                       # nbdev writes numeric `total` timings nbformat rejects
+        if c.cell_type == "markdown":
+            if "AUTOGENERATED! DO NOT EDIT" in c.source: continue
+            c.source = ATTR_RE.sub(r"\1", c.source)
+        if c.cell_type != "code": keep.append(c); continue
+        if c.get("id") in outs:
+            o, n = outs[c.id]
+            c.outputs = [nbformat.from_dict(x) for x in o]; c.execution_count = n
+        d = _directives(c.source)
+        if d.get("include", "").lower() == "false": continue
+        if d.get("output", "").lower() == "false": c.outputs = []
+        c.source = "\n".join(l for l in c.source.splitlines() if not l.lstrip().startswith("#|")).strip("\n")
+        if d.get("echo", "").lower() == "false": c.metadata.setdefault("tags", []).append("remove_input")
+        for o in c.get("outputs", []):
+            for k in ("text/markdown", "text/html"):
+                if k in o.get("data", {}): o["data"][k] = ATTR_RE.sub(r"\1", "".join(o["data"][k])) if k == "text/markdown" else "".join(o["data"][k])
+        if not c.source and not c.get("outputs"): continue
+        keep.append(c)
+    nb.cells = keep
+    if run and run.get("widgets"): nb.metadata["widgets"] = run["widgets"]
+    elif not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])):
+        nb.metadata.pop("widgets", None)                       # empty state: no widget manager on the page
+    return nb, fm
+
+TEMPLATE = r"""{%- extends "index.html.j2" -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block extra_css %}
+<link rel="stylesheet" href="{{ resources.site.root }}styles.css">
+{% endblock extra_css %}
+{%- block body_header -%}
+<body class="jp-Notebook mo-site" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
+<header class="mo-navbar"><a class="mo-brand" href="{{ resources.site.root }}index.html">{{ resources.site.name }}</a>
+{% for text, href in resources.site.navbar %}<a href="{{ href }}">{{ text }}</a>{% endfor %}</header>
+<div class="mo-layout">
+<nav class="mo-sidebar">{{ resources.site.sidebar }}</nav>
+<main class="mo-content">
+<header class="mo-title"><h1 class="title" id="page-title">{{ resources.site.title | e }}</h1>
+{% if resources.site.description %}<p class="description">{{ resources.site.description }}</p>{% endif %}</header>
+{%- endblock body_header -%}
+{% block body_footer %}
+<footer class="mo-footer">Built offline by <code>tools/docs.py</code> from <code>nbs/{{ resources.site.source }}</code>.</footer>
+</main></div>
+</body>
+{% endblock body_footer %}
+"""
+
+def _md_inline(s:str) -> str:
+    import mistune
+    html = mistune.html(str(s)).strip()
+    return re.sub(r"^<p>(.*)</p>$", r"\1", html, flags=re.S)
+
+def sidebar_html(pages:dict, here:str) -> str:
+    "The sidebar as nested lists, links relative to page `here`."
+    import yaml
+    root = "../" * here.count("/")
+    def link(item):
+        src, text = (item, None) if isinstance(item, str) else (item.get("href"), item.get("text"))
+        p = pages.get(src)
+        if not p: return ""
+        cls = ' class="active"' if p["html"] == here else ""
+        return f'<li><a{cls} href="{root}{p["html"]}">{_esc(text or p["title"])}</a></li>'
+    parts = ["<ul>"]
+    for item in yaml.safe_load((NBS/"sidebar.yml").read_text())["website"]["sidebar"]["contents"]:
+        if isinstance(item, dict) and "section" in item:
+            parts.append(f'<li class="mo-section"><span>{_esc(item["section"])}</span><ul>' + "".join(map(link, item["contents"])) + "</ul></li>")
+        else: parts.append(link(item))
+    return "".join(parts + ["</ul>"])
+
+def _esc(s): import html; return html.escape(str(s))
+
+def render(nb, fm:dict, rel:str, pages:dict, template_dir:Path) -> str:
+    "One page's HTML."
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+    here = pages[rel]["html"]; root = "../" * here.count("/")
+    c = Config()
+    c.TagRemovePreprocessor.remove_input_tags = {"remove_input"}
+    c.TagRemovePreprocessor.enabled = True
+    ex = HTMLExporter(config=c, template_file="docs.html.j2", template_name="lab", extra_template_paths=[str(template_dir)],
+                      exclude_input_prompt=True, exclude_output_prompt=True,
+                      require_js_url=root + "site_libs/require.js",
+                      widget_renderer_url=root + "site_libs/html-manager/embed-amd.js", mathjax_url="")
+    nav = [("Tutorials", _first(pages, "Tutorials")), ("How-to", _first(pages, "How-to")),
+           ("API reference", _first(pages, "API reference")), ("Compatibility", _first(pages, "Compatibility"))]
+    site = dict(root=root, name=_cfg().get("title", "docs"), title=fm.get("title") or Path(rel).stem,
+                description=_md_inline(fm["description"]) if fm.get("description") else "", source=rel,
+                sidebar=sidebar_html(pages, here), navbar=[(t, root + h) for t, h in nav if h])
+    body, _ = ex.from_notebook_node(nb, resources={"site": site, "metadata": {"name": site["title"]}})
+    return body
+
+def _first(pages:dict, section:str) -> str|None:
+    for p in pages.values():
+        if p["section"] == section: return p["html"]
+    return None
+
+def _section_of(rel:str, sb:dict) -> str:
+    "The sidebar section a page belongs to: where it is listed by path, else where it is linked."
+    items = [(it["section"], i) for it in sb["website"]["sidebar"]["contents"] if isinstance(it, dict) and "section" in it for i in it["contents"]]
+    return next((sec for sec, i in items if i == rel), None) or next((sec for sec, i in items if isinstance(i, dict) and i.get("href") == rel), "Home")
+
+def pandoc_id(text:str) -> str:
+    "The id Quarto (pandoc) gives a heading, which nbdev's doc links point at: lowercase, spaces to dashes."
+    s = re.sub(r"[^\w\s.\-]", "", text.strip().lower())
+    return re.sub(r"\s+", "-", s) or "section"
+
+def postprocess(html:str, here:str, pages:dict, base_url:str) -> str:
+    "Links made local (site URL and .ipynb links to pages), Quarto-style heading ids, plotly's MathJax CDN tag removed."
+    from bs4 import BeautifulSoup
+    html = MATHJAX_CDN_RE.sub("", html)   # plotly 7's HTML renderer hard-codes a MathJax <script> from a CDN; figures need it only for LaTeX labels
+    soup = BeautifulSoup(html, "html.parser")
+    root = "../" * here.count("/")
+    by_src = {rel: p["html"] for rel, p in pages.items()}
+    renamed, seen = {}, set()
+    for h in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
+        if h.get("id") == "page-title": continue
+        new = pandoc_id(h.get_text().replace("¶", ""))
+        while new in seen: new += "-1"
+        seen.add(new)
+        if h.get("id"): renamed["#" + h["id"]] = "#" + new
+        h["id"] = new
+    for a in soup.find_all("a", href=True):
+        href = a["href"]
+        if base_url and href.startswith(base_url): href = root + href[len(base_url):]
+        parts = urlsplit(href)
+        if not parts.scheme and not href.startswith(("#", "//")) and parts.path.endswith((".ipynb", ".md")):
+            target = (Path(here).parent/unquote(parts.path)).as_posix()
+            target = os.path.normpath(target)
+            src = next((s for s in by_src if s == target), None)
+            if src: href = os.path.relpath(by_src[src], Path(here).parent.as_posix() or ".") + (f"#{parts.fragment}" if parts.fragment else "")
+        a["href"] = renamed.get(href, href)
+    return str(soup)
+
+# ---------------------------------------------------------------- 5. static files
+def npm_libs(dest:Path) -> dict:
+    "Install the pinned npm packages into build/docs-npm (once) and copy what the pages load into `dest`."
+    mods = NPM_DIR/"node_modules"
+    want = [mods/"@jupyter-widgets/html-manager/dist/embed-amd.js", mods/"requirejs/require.js"]
+    def installed(): 
+        try: return {n: json.loads((mods/n/"package.json").read_text())["version"] for n in NPM_PACKAGES}
+        except FileNotFoundError: return {}
+    if installed() != NPM_PACKAGES or not all(p.exists() for p in want):
+        npm = shutil.which("npm")
+        if not npm: raise SystemExit("docs: npm is needed to install the widget manager and require.js. Fix: `apt-get install -y npm` (or install Node.js).")
+        NPM_DIR.mkdir(parents=True, exist_ok=True)
+        cmd = [npm, "install", "--no-save", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", "--prefix", str(NPM_DIR)] + \
+              [f"{n}@{v}" for n, v in NPM_PACKAGES.items()]
+        print("$ " + " ".join(cmd), flush=True)
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0: raise SystemExit(f"docs: npm install failed (exit {p.returncode}):\n{p.stderr[-2000:]}\nFix: check that the npm registry is reachable.")
+    (dest/"html-manager").mkdir(parents=True, exist_ok=True)
+    for f in (mods/"@jupyter-widgets/html-manager/dist").iterdir():
+        if f.suffix != ".map" and f.name not in ("embed.js", "libembed-amd.js"): shutil.copy2(f, dest/"html-manager"/f.name)
+    shutil.copy2(mods/"requirejs/require.js", dest/"require.js")
+    return installed()
+
+# ---------------------------------------------------------------- 6. checks
+def check_site(site:Path=SITE) -> list:
+    "Problems with a built site: missing pages, network scripts/styles, broken internal links or anchors."
+    from bs4 import BeautifulSoup
+    problems = []
+    info = json.loads((site/"build.json").read_text()) if (site/"build.json").exists() else None
+    if info is None: return [f"{site}/build.json missing: run python tools/docs.py"]
+    for s in sources():
+        if s not in info["pages"]: problems.append(f"page missing: nbs/{s} has no page (build again)")
+        elif not (site/info["pages"][s]["html"]).exists(): problems.append(f"page missing: {info['pages'][s]['html']} (from nbs/{s})")
+    ids, soups = {}, {}
+    for f in sorted(site.rglob("*.html")):
+        if "site_libs" in f.parts: continue
+        rel = f.relative_to(site).as_posix()
+        soup = BeautifulSoup(f.read_text(), "html.parser")
+        soups[rel] = soup
+        ids[rel] = {t["id"] for t in soup.find_all(id=True)} | {t["name"] for t in soup.find_all("a", attrs={"name": True})}
+    for rel, soup in soups.items():
+        for t in soup.find_all("script", src=True):
+            if urlsplit(t["src"]).scheme or t["src"].startswith("//"): problems.append(f"{rel}: script from the network: {t['src']}")
+        for t in soup.find_all("link", href=True):
+            if "stylesheet" in (t.get("rel") or []) or t.get("as") in ("script", "style", "font"):
+                if urlsplit(t["href"]).scheme or t["href"].startswith("//"): problems.append(f"{rel}: style from the network: {t['href']}")
+        for t in soup.find_all("style"):
+            for u in re.findall(r"@import\s+(?:url\()?['\"]?((?:https?:)?//[^'\")\s]+)", t.get_text()): problems.append(f"{rel}: @import from the network: {u}")
+        for t in soup.find_all(["img", "iframe", "source"], src=True):
+            if urlsplit(t["src"]).scheme in ("http", "https"): problems.append(f"{rel}: {t.name} from the network: {t['src']}")
+        for t in soup.find_all(["a", "link", "script", "img"]):
+            ref = t.get("href") or t.get("src")
+            if not ref or t.name == "link" and ref.startswith("http"): continue
+            parts = urlsplit(ref)
+            if parts.scheme or ref.startswith(("//", "mailto:", "javascript:", "data:")): continue
+            target = rel if not parts.path else os.path.normpath((Path(rel).parent/unquote(parts.path)).as_posix())
+            if not (site/target).exists(): problems.append(f"{rel}: broken link {ref}"); continue
+            if parts.fragment and target in ids and parts.fragment not in ids[target]: problems.append(f"{rel}: broken anchor {ref}")
+    for rel, p in info["pages"].items():
+        if p.get("error"): problems.append(f"nbs/{rel}: {p['error'].splitlines()[0] if p['error'] else ''} (see _site/build.json)")
+    return problems
+
+# ---------------------------------------------------------------- the command
+def build(n_workers:int=2, out:Path=SITE, only:list|None=None) -> dict:
+    "Build the whole site into `out`; return the build record (also written to out/build.json)."
+    import nbformat, yaml
+    t0 = time.time()
+    write_sidebar()
+    print("== nbdev-proc-nbs (nbdev's processing into _proc/)", flush=True)
+    proc_errors = process(n_workers)
+    for k, v in proc_errors.items(): print(f"   {k}: {v.splitlines()[-1][:200]}", flush=True)
+    srcs = [s for s in sources() if not only or s in only]
+    print(f"== executing {len(srcs)} notebooks after {time.time() - t0:.0f} s of processing ({n_workers} at a time)", flush=True)
+    runs = {}
+    nb_srcs = [s for s in srcs if s.endswith(".ipynb")]
+    import multiprocessing
+    with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:   # fresh processes: nbdev's processing left state a fork would copy
+        futs = {pool.submit(execute, s): s for s in sorted(nb_srcs, key=_cost_hint)}
+        for f in as_completed(futs):
+            s = futs[f]
+            try: runs[s] = f.result()
+            except Exception as e: runs[s] = dict(rel=s, seconds=0, executed=0, skipped={}, error=f"{type(e).__name__}: {e}", outputs={}, widgets=None)
+            r = runs[s]
+            print(f"   {s}: {r['executed']} cells in {r['seconds']:.0f} s, {len(r['skipped'])} skipped" + (" - ERROR: " + r["error"].strip().splitlines()[-1][:200] if r["error"] else ""), flush=True)
+    print(f"== rendering ({time.time() - t0:.0f} s so far)", flush=True)
+    if out.exists(): shutil.rmtree(out)
+    (out/"site_libs").mkdir(parents=True)
+    npm = npm_libs(out/"site_libs")
+    shutil.copy2(NBS/"styles.css", out/"styles.css")
+    sb = yaml.safe_load((NBS/"sidebar.yml").read_text())
+    pages, nbs = {}, {}
+    for s in srcs:
+        p = PROC/s
+        if s.endswith(".md"):
+            nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell((NBS/s).read_text())])
+            m = re.match(r"^---\n(.*?)\n---\n", nb.cells[0].source, re.S)
+            fm = yaml.safe_load(m.group(1)) if m else {}
+            if m: nb.cells[0].source = nb.cells[0].source[m.end():]
+            h1 = re.search(r"^# (.+)$", nb.cells[0].source, re.M)
+            if h1 and not fm.get("title"): fm["title"] = h1.group(1); nb.cells[0].source = nb.cells[0].source.replace(h1.group(0), "", 1)
+            nbs[s] = (nb, fm)
+        else:
+            if p.exists() and s not in proc_errors: nb = nbformat.read(p, as_version=4)
+            else: nb = nbformat.read(NBS/s, as_version=4)      # nbdev could not process it: show the source and say so
+            nb, fm = clean(nb, runs.get(s))
+            if not fm:
+                h1 = next((c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# ")), None)
+                fm = {"title": h1.source.splitlines()[0][2:] if h1 else Path(s).stem}
+            nbs[s] = (nb, fm)
+        r = runs.get(s, {})
+        err = proc_errors.get(s) or r.get("error")
+        pages[s] = dict(html=page_path(s, nbs[s][1]), title=nbs[s][1].get("title", s), section=_section_of(s, sb),
+                        seconds=r.get("seconds", 0), executed=r.get("executed", 0), skipped=r.get("skipped", {}), error=err)
+    with tempfile.TemporaryDirectory() as td:
+        (Path(td)/"docs.html.j2").write_text(TEMPLATE)
+        for s, (nb, fm) in nbs.items():
+            here = pages[s]["html"]
+            if pages[s]["error"]:
+                nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+                    "**This page did not build cleanly** (the docs build records it in `build.json` and fails):\n\n```\n" + pages[s]["error"][-1500:] + "\n```"))
+            html = postprocess(render(nb, fm, s, pages, Path(td)), here, pages, site_url())
+            (out/here).parent.mkdir(parents=True, exist_ok=True)
+            (out/here).write_text(html)
+    info = dict(seconds=round(time.time() - t0, 1), cpus=os.cpu_count(), npm=npm, pages=pages)
+    (out/"build.json").write_text(json.dumps(info, indent=1))
+    return info
+
+def _cost_hint(rel):
+    "Start the notebooks known to be long first, so two workers finish together."
+    heavy = ("07_generate", "08_bench", "06_validate", "05_diagnose", "03a", "03_export", "09_widgets", "11_doctor", "04_check")
+    return next((i for i, h in enumerate(heavy) if rel.startswith(h)), len(heavy))
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="only check an existing _site/")
+    ap.add_argument("--sidebar", action="store_true", help="only regenerate nbs/sidebar.yml")
+    ap.add_argument("--workers", type=int, default=2, help="notebooks executed at once")
+    ap.add_argument("--only", nargs="*", help="build only these sources (paths under nbs/), for trying a page")
+    a = ap.parse_args(argv)
+    if a.sidebar: print(f"wrote {write_sidebar()}"); return 0
+    if not a.check:
+        info = build(a.workers, only=a.only)
+        print(f"== built {len(info['pages'])} pages into {SITE.relative_to(ROOT)}/ in {info['seconds']:.0f} s")
+        for s, p in info["pages"].items(): print(f"   {p['html']:<40} {p['section']:<14} {p['title']}" + ("  ERROR" if p["error"] else ""))
+    problems = check_site()
+    if a.only: problems = [p for p in problems if not p.startswith("page missing")]
+    for p in problems: print("docs problem:", p)
+    print("docs check: " + ("OK" if not problems else f"{len(problems)} problem(s)"))
+    return 1 if problems else 0
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    import docs                      # run as the module `docs`, so worker processes can find `execute` by name
+    sys.exit(docs.main())
