@@ -161,14 +161,15 @@ def io_names(spec:ModelSpec) -> tuple:
 class _Lines(_io.TextIOBase):
     "A stdout that passes each line to `log` and torch.onnx's step messages to `progress`."
     STEPS = {"Obtain model graph": 0.1, "Run decompositions": 0.4, "Translate the graph": 0.6, "Optimize the ONNX graph": 0.8}
-    def __init__(self, log, progress): self.log, self.progress, self.buf = log, progress, ""
+    def __init__(self, log, progress): self.log, self.progress, self.buf, self.stdout = log, progress, "", sys.stdout
     def write(self, s):
         self.buf += s
         while "\n" in self.buf:
             line, self.buf = self.buf.split("\n", 1)
-            if line.strip(): self.log(line)
-            for k, f in self.STEPS.items():
-                if k in line and not line.rstrip().endswith("✅"): self.progress("convert", f, line.strip()[:120])
+            with contextlib.redirect_stdout(self.stdout):   # callbacks that print (the CLI's) print where they would have
+                if line.strip(): self.log(line)
+                for k, f in self.STEPS.items():
+                    if k in line and not line.rstrip().endswith("✅"): self.progress("convert", f, line.strip()[:120])
         return len(s)
 
 def export_onnx(model,                 # a transformers causal LM in eval mode (fp32)
@@ -178,9 +179,10 @@ def export_onnx(model,                 # a transformers causal LM in eval mode (
                 log=print, progress=lambda *a: None
                ) -> Path:
     "Export `model` with a KV cache through torch.onnx's dynamo exporter."
-    import torch, warnings
+    import logging, torch, warnings
     ins, outs = io_names(spec)
     out = _Lines(log, progress)
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)   # "torchvision is not installed": not needed here
     with torch.no_grad(), contextlib.redirect_stdout(out), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")   # Dims that share constraints: names are kept anyway
         warnings.filterwarnings("ignore", category=FutureWarning)
@@ -196,7 +198,7 @@ def ort_parity(model_path:Path,          # the exported model.onnx
                decode_steps:int=4,       # cached steps after each prompt, feeding back the greedy token
                seed:int=0
               ) -> dict:                 # {prompt length: largest |logit difference| over prefill and decode}
-    "Run the graph with onnxruntime at several prompt lengths and cached steps; compare logits with transformers."
+    "Run the graph with onnxruntime at several prompt lengths and cached steps; compare logits with transformers; `ExportError` if it cannot run."
     import numpy as np, onnxruntime as ort, torch
     sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
@@ -209,14 +211,19 @@ def ort_parity(model_path:Path,          # the exported model.onnx
         for step in range(decode_steps + 1):
             P = len(seq) - len(new)
             feed = dict(zip(names, [np.array([new]), np.ones((1, len(seq)), np.int64), np.arange(P, len(seq))[None], *past]))
-            logits, *past = sess.run(None, feed)
+            try: logits, *past = sess.run(None, feed)
+            except Exception as e:
+                raise ExportError(f"The exported graph does not run at prompt length {n} ({'prefill' if step == 0 else f'decode step {step}'}; "
+                                  f"traced with {TRACE_SIZES['sequence']} new and {TRACE_SIZES['past']} cached tokens): "
+                                  f"{str(e).splitlines()[0][:300]}. A length was baked into the graph at trace time. "
+                                  "Fix: give that axis a torch.export.Dim in `dynamic_shapes`; or use route='builder'.") from None
             with torch.no_grad(): ref = model(torch.tensor([seq])).logits[:, P:].numpy()
             worst = max(worst, float(np.abs(logits - ref).max()))
             new = [int(logits[0, -1].argmax())]; seq = seq + new
         out[n] = worst
     return out
 
-# %% ../nbs/03a_torch_route.ipynb #c030
+# %% ../nbs/03a_torch_route.ipynb #c032
 TORCH_PRECISIONS = ("fp32",)
 "Precisions the torch route exports"
 
@@ -227,7 +234,7 @@ def check_torch_precision(precision:str):
                           f"pass is applied to its graph). Fix: export with --precision fp32, or use the builder route "
                           f"(route='builder', the default) for {precision}.")
 
-# %% ../nbs/03a_torch_route.ipynb #c033
+# %% ../nbs/03a_torch_route.ipynb #c035
 def route_torch(src:Path,                # the source model folder
                 spec:ModelSpec,          # its spec
                 tmp:Path,                # folder to write model.onnx, model.onnx.data, genai_config.json into
@@ -259,7 +266,7 @@ def route_torch(src:Path,                # the source model folder
     io = graph_io(tmp/"model.onnx")
     info["ops"] = io["ops"]
     if verify:
-        progress("check", 0.0, f"onnxruntime vs transformers at prompt lengths {verify_lengths}")
+        progress("convert", 0.9, f"parity: onnxruntime vs transformers at prompt lengths {verify_lengths}")
         t = time.time(); diffs = ort_parity(tmp/"model.onnx", model, spec, lengths=verify_lengths)
         info.update(parity_max_abs_diff={str(k): v for k, v in diffs.items()}, parity_s=round(time.time() - t, 2))
         log(f"parity with transformers (largest |logit difference| by prompt length): {diffs}")
