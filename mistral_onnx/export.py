@@ -6,7 +6,7 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/export.html.md"""
 
 # %% ../nbs/03_export.ipynb #c003
 from __future__ import annotations
-import json, os, platform, shutil, signal, subprocess, sys, tempfile, threading, time
+import errno, json, os, platform, shutil, signal, subprocess, sys, tempfile, threading, time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -62,18 +62,26 @@ def check_target(precision:str, execution_provider:str):
         alt = "fp32 or int4 on cpu, or fp16 on cuda" if precision in ("fp16", "bf16") else ", ".join(PRECISIONS[ep])
         raise ExportError(f"precision {precision!r} cannot run on {ep}: ONNX Runtime has no {precision} kernels for attention on {ep}. Use {alt}.")
     if ep == "cuda" and "cuda" not in available_providers():
-        raise ExportError("execution provider 'cuda' is not available: onnxruntime here has no CUDAExecutionProvider (no GPU, or the CPU "
-                          "wheel). Fix: on a machine with an NVIDIA GPU, `pip uninstall -y onnxruntime onnxruntime-genai && "
-                          "pip install 'mistral_onnx[cuda]'`; or export for cpu.")
+        v = versions(("onnxruntime-gpu", "onnxruntime-genai-cuda"))
+        if not (v["onnxruntime-gpu"] and v["onnxruntime-genai-cuda"]):
+            raise ExportError("execution provider 'cuda' is not available: the cuda extra is not installed (onnxruntime here is the "
+                              "CPU wheel). Fix: on a machine with an NVIDIA GPU, `pip uninstall -y onnxruntime onnxruntime-genai && "
+                              "pip install 'mistral_onnx[cuda]'`; or export for cpu.")
+        raise ExportError("execution provider 'cuda' is not available: onnxruntime-gpu is installed but sees no usable GPU. "
+                          "Fix: check that `nvidia-smi` lists a GPU and that the CUDA/cuDNN libraries onnxruntime-gpu needs are on "
+                          "the library path; or export for cpu.")
 
 # %% ../nbs/03_export.ipynb #c012
 def builder_config(cfg:dict) -> dict:
-    "The config handed to the model builder: `layer_types` added when a sliding window is shorter than the context."
+    "The config handed to the model builder: `layer_types` added when a sliding window is shorter than the context; `num_key_value_heads` made explicit."
     spec = ModelSpec.from_config(cfg)
+    out = dict(cfg)
+    if cfg.get("num_key_value_heads") is None:     # transformers' MistralConfig reads an absent value as 8, not as multi-head
+        out["num_key_value_heads"] = spec.num_key_value_heads
     sw, ctx = spec.sliding_window, spec.max_position_embeddings
     if sw and sw < ctx and not cfg.get("layer_types"):
-        return {**cfg, "layer_types": ["sliding_attention"] * spec.num_hidden_layers}
-    return dict(cfg)
+        out["layer_types"] = ["sliding_attention"] * spec.num_hidden_layers
+    return out
 
 # %% ../nbs/03_export.ipynb #c015
 def runtime_options(execution_provider:str) -> dict:
@@ -95,10 +103,17 @@ def apply_runtime_options(gcfg:dict, execution_provider:str) -> dict:
     return gcfg
 
 # %% ../nbs/03_export.ipynb #c018
+def _die_with_parent():
+    "In the child, before exec: ask Linux to SIGKILL it if the export process dies (even by SIGKILL), so no orphan writes on."
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except Exception: pass                                             # not Linux: cancel and signals still stop it
+
 def _run_logged(cmd, log, progress, cancel, stage_of, env=None, cwd=None):
     "Run `cmd`, feeding each output line to `log` and `stage_of(line)` -> (stage, frac) to `progress`; honour `cancel`."
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, cwd=cwd,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=_die_with_parent)
     tail = []
     stop = threading.Event()
     def watch():
@@ -156,6 +171,12 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
     progress("convert", 0.0, "model builder started")
     rc, tail = _run_logged(cmd, log, progress, cancel, _builder_stage(spec), cwd=str(work))
     if rc != 0 or not (tmp/"model.onnx").exists():
+        full = next((l for l in tail if "No space left on device" in l or "Errno 28" in l), None)
+        if full: raise ExportError(f"No space left on the disk holding {tmp.parent} while the model builder wrote the model "
+                                   f"({full.strip()[:160]}). Fix: free space there (an export needs about twice the weights' size) "
+                                   "or choose an output folder on another disk.")
+        ro = next((l for l in tail if "Read-only file system" in l or "Errno 30" in l), None)
+        if ro: raise ExportError(f"{tmp.parent} is on a read-only file system ({ro.strip()[:160]}). Fix: choose a folder you can write to.")
         raise ExportError(f"onnxruntime-genai's model builder failed (exit {rc}). Last lines:\n  " + "\n  ".join(tail[-12:]) +
                           "\nFix: run `mistral-onnx doctor` to see whether this onnxruntime-genai/transformers pair can export this model.")
     return {"command": cmd, "layer_types_added": bool(cfg.get("layer_types")) and not json.loads((src/"config.json").read_text()).get("layer_types")}
@@ -194,18 +215,49 @@ class ExportResult:
         return f"**Exported to `{self.out}`**\n\n| | |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
 def _lock(out:Path):
+    "Take `.NAME.lock` beside `out` with `flock`: the kernel frees it when the holder dies, so a killed export never blocks the next."
+    import fcntl
     lock = out.parent/f".{out.name}.lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY); os.write(fd, str(os.getpid()).encode()); os.close(fd)
-            return lock
-        except FileExistsError:
-            try: pid = int(lock.read_text() or 0)
-            except (OSError, ValueError): pid = 0
-            alive = pid > 0 and Path(f"/proc/{pid}").exists()
-            if alive: raise ExportError(f"Another export to {out} is running (pid {pid}). Fix: wait for it, or export to another folder.") from None
-            lock.unlink(missing_ok=True)     # stale lock of a killed export
-    raise ExportError(f"Could not lock {out}.")
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try: pid = os.read(fd, 32).decode().strip() or "?"
+            except OSError: pid = "?"
+            os.close(fd)
+            raise ExportError(f"Another export to {out} is running (pid {pid}). Fix: wait for it to finish, or export to another folder.") from None
+        try: same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError: same = False
+        if same: break                       # else the holder removed this file as we opened it: take the new one
+        os.close(fd)
+    os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
+    return lock, fd
+
+def _unlock(lock, fd):
+    lock.unlink(missing_ok=True); os.close(fd)
+
+def _clean_stale(out:Path, log):
+    "With the lock held, whatever a killed export left beside `out` is stale: restore an old folder caught mid-swap, remove the rest."
+    for x in sorted(out.parent.glob(f".{out.name}.old-*")):
+        if not out.exists(): x.rename(out); log(f"restored {out} from {x.name}, left by an export killed while swapping folders")
+        else: shutil.rmtree(x, ignore_errors=True); log(f"removed {x.name}, left by a killed export")
+    for x in out.parent.glob(f".{out.name}.partial-*"):
+        shutil.rmtree(x, ignore_errors=True); log(f"removed {x.name}, left by a killed export")
+
+def _exchange(a:Path, b:Path) -> bool:
+    "Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0   # AT_FDCWD, RENAME_EXCHANGE
+    except (AttributeError, OSError): return False
+
+def _swap_in(tmp:Path, out:Path):
+    "Put the finished `tmp` at `out`. An existing `out` is exchanged atomically where possible, else renamed aside first."
+    if not out.exists(): tmp.rename(out); return
+    if _exchange(tmp, out): shutil.rmtree(tmp, ignore_errors=True); return   # tmp now holds the old export
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    out.rename(old); tmp.rename(out); shutil.rmtree(old, ignore_errors=True)
 
 def _dir_bytes(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
@@ -234,20 +286,25 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
     src_cfg = json.loads((src/"config.json").read_text())
     spec = ModelSpec.from_config(src_cfg)
     out = Path(out).expanduser().absolute()
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists. Fix: choose another folder, or pass overwrite=True (CLI: --overwrite); "
-                          "the old folder is replaced only once the new export has passed its check.")
+    def refuse_existing():
+        if out.exists() and not overwrite:
+            raise ExportError(f"{out} already exists. Fix: choose another folder, or pass overwrite=True (CLI: --overwrite); "
+                              "the old folder is replaced only once the new export has passed its check.")
+    refuse_existing()
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ExportError(f"Cannot create {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
     if not os.access(out.parent, os.W_OK): raise ExportError(f"{out.parent} is not writable. Fix: choose a folder you can write to.")
-    lock = _lock(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    work = Path(tempfile.mkdtemp(prefix="mo-work-"))
-    old_term = None
-    if threading.current_thread() is threading.main_thread():
-        def _term(signum, frame): raise KeyboardInterrupt(f"signal {signum}")
-        old_term = signal.signal(signal.SIGTERM, _term)
+    try: lock, lock_fd = _lock(out)
+    except OSError as e: raise ExportError(f"Cannot write in {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
+    tmp = work = old_term = None
     try:
+        _clean_stale(out, log)
+        refuse_existing()                    # again, under the lock: another export may have just finished it
+        if threading.current_thread() is threading.main_thread():
+            def _term(signum, frame): raise KeyboardInterrupt(f"signal {signum}")
+            old_term = signal.signal(signal.SIGTERM, _term)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        work = Path(tempfile.mkdtemp(prefix="mo-work-"))
         times["load"] = time.time() - t0
         progress("load", 1.0, f"{spec.model_type}: {spec.num_hidden_layers} layers, {spec.num_attention_heads} heads, {spec.num_key_value_heads} KV heads")
         t1 = time.time()
@@ -274,17 +331,19 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
                   "route_info": {k: (v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)) for k, v in (info or {}).items()},
                   "command": _command(source, out, route, precision, execution_provider, overwrite)}
         (tmp/"export_report.json").write_text(json.dumps(report, indent=1))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old); tmp.rename(out); shutil.rmtree(old, ignore_errors=True)
-        else: tmp.rename(out)
+        _swap_in(tmp, out)
         progress("check", 1.0, f"done in {report['seconds']:.1f} s")
         return ExportResult(out, report)
     except KeyboardInterrupt:
         raise Cancelled("Export interrupted; the partial folder was removed and nothing was written.") from None
     except OSError as e:
-        raise ExportError(f"Writing the export failed ({e.strerror or e}: {e.filename or ''}). Nothing was left at {out}. "
-                          "Fix: free disk space or choose another folder.") from None
+        fix = {errno.ENOSPC: "free space on that disk (an export needs about twice the weights' size) or choose a folder on another disk",
+               errno.EDQUOT: "free space within your quota or choose another folder",
+               errno.EROFS: "choose a folder on a writable file system"}.get(e.errno, "choose a folder you can write to, with free space")
+        raise ExportError(f"Writing the export failed ({e.strerror or e}: {e.filename or out.parent}). Nothing was left at {out}. "
+                          f"Fix: {fix}.") from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True); shutil.rmtree(work, ignore_errors=True); lock.unlink(missing_ok=True)
+        for d in (tmp, work):
+            if d is not None: shutil.rmtree(d, ignore_errors=True)
+        _unlock(lock, lock_fd)
         if old_term is not None: signal.signal(signal.SIGTERM, old_term)

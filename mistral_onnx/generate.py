@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, time
 from dataclasses import dataclass
 from pathlib import Path
-from .check import read_genai_config, CheckError
+from .check import read_genai_config, check_kv, CheckError
 
 # %% auto #0
 __all__ = ['GenerationError', 'GenStats', 'OnnxLM', 'tokenizer_mismatches']
@@ -31,10 +31,16 @@ class GenStats:
 class OnnxLM:
     "An exported folder, loaded in ONNX Runtime GenAI."
     def __init__(self, folder:str|Path,               # an exported folder
-                 execution_provider:str|None=None):   # "cpu", "cuda", or None for the folder's own
+                 execution_provider:str|None=None,    # "cpu", "cuda", or None for the folder's own
+                 check:bool=True):                    # refuse a folder that fails `check_kv` (False: load it anyway)
         import onnxruntime_genai as og
         self.folder = Path(folder)
         self.genai_config = read_genai_config(self.folder)
+        if check:
+            rep = check_kv(self.folder)
+            if not rep.ok: raise CheckError(f"{self.folder} fails the KV check, so ONNX Runtime GenAI would fail or answer wrongly:\n{rep}\n"
+                                            "Fix: export again (`mistral-onnx export SOURCE OUT --overwrite`) or repair the file named "
+                                            "above; OnnxLM(folder, check=False) loads it anyway.")
         cfg = og.Config(str(self.folder))
         if execution_provider:
             cfg.clear_providers()
@@ -45,6 +51,7 @@ class OnnxLM:
         self.tokenizer = og.Tokenizer(self.model)
         m = self.genai_config["model"]
         self.context_length = m.get("context_length") or self.genai_config["search"]["max_length"]
+        self.vocab_size = m.get("vocab_size")
         self.window = ((m.get("decoder", {}).get("sliding_window") or {}).get("window_size")) or 0
         eos = m.get("eos_token_id", [])
         self.eos = set(eos if isinstance(eos, list) else [eos])
@@ -78,7 +85,10 @@ def stream_ids(self:OnnxLM, ids:list,
     "Yield new token ids one at a time, decoding through the KV cache."
     import onnxruntime_genai as og
     if not ids: raise GenerationError("The prompt is empty. Fix: give at least one token of text.")
-    if max_new_tokens < 1: raise GenerationError(f"max_new_tokens={max_new_tokens}; it must be at least 1.")
+    if max_new_tokens < 1: raise GenerationError(f"max_new_tokens={max_new_tokens}; it must be at least 1. Fix: ask for 1 or more new tokens.")
+    bad = [i for i in ids if not isinstance(i, int) or i < 0 or (self.vocab_size and i >= self.vocab_size)]
+    if bad: raise GenerationError(f"Token ids {bad[:5]} are outside the vocabulary (0..{(self.vocab_size or 0) - 1}). Fix: encode the "
+                                  "prompt with this model's tokenizer (`lm.encode` or `lm.chat_ids`).")
     if len(ids) >= self.context_length:
         raise GenerationError(f"The prompt has {len(ids)} tokens but the model's context is {self.context_length}. Fix: shorten the prompt.")
     want = min(len(ids) + max_new_tokens, self.context_length)
@@ -90,10 +100,14 @@ def stream_ids(self:OnnxLM, ids:list,
     gen = og.Generator(self.model, params)
     st = self.stats = GenStats(prompt_tokens=len(ids))
     t0 = time.perf_counter()
-    gen.append_tokens(ids)
+    def run(step, *a):   # an ONNX Runtime failure names the folder and the next step, not just og's internals
+        try: return step(*a)
+        except Exception as e: raise CheckError(f"ONNX Runtime GenAI failed running {self.folder}: {str(e).splitlines()[0][:300]}. "
+                                                "Fix: run `mistral-onnx check` on the folder, or export again.") from None
+    run(gen.append_tokens, ids)
     n = len(ids)
     while not gen.is_done() and n < want:
-        gen.generate_next_token()
+        run(gen.generate_next_token)
         tok = int(gen.get_next_tokens()[0]); n += 1
         now = time.perf_counter()
         if st.new_tokens == 0: st.prefill_s = now - t0

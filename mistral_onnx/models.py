@@ -12,8 +12,9 @@ import mistral_onnx
 from .spec import ModelSpec, SpecError
 
 # %% auto #0
-__all__ = ['EMBEDDED_DIR', 'WEIGHT_GLOBS', 'TOKENIZER_FILES', 'SourceError', 'check_model_folder', 'resolve_source',
-           'is_held_out', 'task_words', 'task_prompt', 'task_score', 'load_torch', 'chat_ids', 'torch_answers']
+__all__ = ['EMBEDDED_DIR', 'WEIGHT_GLOBS', 'TOKENIZER_FILES', 'SourceError', 'check_weights', 'weight_shapes',
+           'check_model_folder', 'resolve_source', 'hub_timeout', 'is_held_out', 'task_words', 'task_prompt',
+           'task_score', 'load_torch', 'chat_ids', 'torch_answers']
 
 # %% ../nbs/02_models.ipynb #c005
 EMBEDDED_DIR = Path(mistral_onnx.__file__).parent/"embedded"
@@ -26,10 +27,58 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 class SourceError(ValueError):
     "A model source that cannot be used; the message names the problem and the fix."
 
+def check_weights(path:Path) -> list:   # the safetensors files checked
+    "Read each safetensors file's header (not its tensors); raise `SourceError` if one is damaged, truncated or missing."
+    path = Path(path)
+    idx = path/"model.safetensors.index.json"
+    if idx.exists():
+        try: shards = set(json.loads(idx.read_text())["weight_map"].values())
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise SourceError(f"{idx} is damaged (not JSON with a weight_map). Fix: download it again from the model's source.") from None
+        missing = sorted(s for s in shards if not (path/s).exists())
+        if missing: raise SourceError(f"{path} lacks weight shards listed in {idx.name}: {', '.join(missing[:5])}. "
+                                      "Fix: download the missing files (an interrupted download leaves this).")
+    files = sorted(path.glob("*.safetensors"))
+    for f in files:
+        size = f.stat().st_size
+        try:
+            with open(f, "rb") as fh:
+                raw = fh.read(8)
+                if len(raw) < 8: raise ValueError(f"the file has {size} bytes, fewer than a header needs")
+                n = int.from_bytes(raw, "little")
+                if n > size - 8: raise ValueError(f"the header claims {n} bytes but the file has {size}")
+                header = json.loads(fh.read(n))
+            if not isinstance(header, dict): raise ValueError("the header is not a JSON object")
+            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, IndexError) as e:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise SourceError(f"{f} is damaged: its safetensors header cannot be read ({str(e)[:120]}). "
+                              "Fix: download the weights again from the model's source.") from None
+        if 8 + n + end > size:
+            raise SourceError(f"{f} is truncated: its header describes {8 + n + end:,} bytes but the file has {size:,}. "
+                              "Fix: download the weights again (an interrupted download or a full disk leaves this).")
+    return files
+
+def weight_shapes(path:Path) -> dict:   # {tensor name: shape} from every safetensors header
+    "Shapes of the stored tensors, read from the safetensors headers only."
+    out = {}
+    for f in sorted(Path(path).glob("*.safetensors")):
+        with open(f, "rb") as fh: n = int.from_bytes(fh.read(8), "little"); h = json.loads(fh.read(n))
+        out.update({k: tuple(v["shape"]) for k, v in h.items() if k != "__metadata__"})
+    return out
+
+def _check_kv_weights(path, spec):
+    "The config's key/value heads must match layer 0's k_proj in the weights: the 32-vs-8 bug, caught at the source."
+    k = next((s for n, s in weight_shapes(path).items() if n.endswith("layers.0.self_attn.k_proj.weight")), None)
+    want = spec.num_key_value_heads * spec.head_dim
+    if k and len(k) == 2 and k[0] != want:
+        raise SourceError(f"{path}: config.json means {spec.num_key_value_heads} key/value heads of {spec.head_dim} ({want} rows of "
+                          f"k_proj), but the weights' layers.0.self_attn.k_proj.weight has {k[0]} rows ({k[0] / spec.head_dim:g} heads). "
+                          f"Fix: set num_key_value_heads to {k[0] // spec.head_dim} in config.json.")
+
 def check_model_folder(path:Path,                 # a Hugging Face model folder
                        trust_remote_code:bool=False # allow a config whose model class lives in the repo's own code
                       ) -> ModelSpec:             # the spec read from its config.json
-    "Check that `path` holds a config we can export, weights and a tokenizer; return its spec."
+    "Check that `path` holds a config we can export, readable weights and a tokenizer; return its spec."
     spec = ModelSpec.from_pretrained(path)
     cfg = json.loads((Path(path)/"config.json").read_text())
     if cfg.get("auto_map") and not trust_remote_code:
@@ -38,6 +87,8 @@ def check_model_folder(path:Path,                 # a Hugging Face model folder
                           "if you trust its author.")
     if not any(any(Path(path).glob(g)) for g in WEIGHT_GLOBS):
         raise SourceError(f"{path} has no weights (*.safetensors or pytorch_model*.bin). Fix: copy the model's weight files into it.")
+    check_weights(path)
+    _check_kv_weights(path, spec)
     if not any((Path(path)/f).exists() for f in TOKENIZER_FILES):
         raise SourceError(f"{path} has no tokenizer (tokenizer.json or tokenizer.model). ONNX Runtime GenAI needs one beside "
                           "the model. Fix: copy the tokenizer files from the model's source.")
@@ -58,16 +109,39 @@ def resolve_source(source:str|Path,              # "embedded", a local model fol
     check_model_folder(path, trust_remote_code)
     return path
 
+def hub_timeout() -> float:
+    "Seconds to wait for the hub to answer: `HF_HUB_ETAG_TIMEOUT`, else 10."
+    try: return float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or 10)
+    except ValueError: return 10.0
+
+_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model"]
+
 def _download(repo_id, cache_dir):
-    from huggingface_hub import snapshot_download
+    "One bounded request for the repository's revision, then the files; from the cache when the hub cannot be reached."
+    from huggingface_hub import HfApi, snapshot_download, constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+    fix = ("Fix: connect to the network, or download the model elsewhere and pass its local folder "
+           "(with HF_HUB_OFFLINE=1 a model already in your hub cache is used).")
+    sha, unreachable = None, None
+    if not constants.HF_HUB_OFFLINE:
+        try: sha = HfApi().repo_info(repo_id, timeout=hub_timeout()).sha   # huggingface_hub sets no timeout here itself
+        except OfflineModeIsEnabled: pass
+        except Exception as e:
+            name = type(e).__name__
+            if "Connect" in name or "Timeout" in name or "Network" in name or isinstance(e, OSError):
+                unreachable = f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({name} within {hub_timeout():g} s)"
+            else:
+                raise SourceError(f"No local folder {repo_id!r} exists, and the Hugging Face hub refused it ({name}: "
+                                  f"{str(e).splitlines()[0][:200]}). Fix: check the id; if the model is gated, log in "
+                                  "(`hf auth login`) and accept its licence on the model page.") from None
     try:
-        return Path(snapshot_download(repo_id, cache_dir=cache_dir, etag_timeout=10,
-                                      allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model"]))
+        return Path(snapshot_download(repo_id, revision=sha, cache_dir=cache_dir, etag_timeout=hub_timeout(),
+                                      local_files_only=sha is None, allow_patterns=_PATTERNS))
     except Exception as e:
-        kind = type(e).__name__
-        raise SourceError(f"No local folder {repo_id!r} exists, and it could not be fetched from the Hugging Face hub ({kind}: {str(e).splitlines()[0][:200]}). "
-                          "Fix: if the model is gated, log in (`hf auth login`) and accept its licence; without network, "
-                          "download it elsewhere and pass the local folder, or set HF_HUB_OFFLINE=1 to use your cache.") from None
+        why = unreachable or f"it could not be fetched ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        where = "" if sha else f" and {repo_id!r} is not in the hub cache"
+        raise SourceError(f"No local folder {repo_id!r} exists; {why}{where}. {fix}") from None
+
 
 # %% ../nbs/02_models.ipynb #c011
 def is_held_out(word:str) -> bool:
@@ -106,7 +180,10 @@ def load_torch(source:str|Path="embedded", # anything `resolve_source` accepts
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     path = resolve_source(source)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
+    spec, kw = ModelSpec.from_pretrained(path), {}
+    if json.loads((path/"config.json").read_text()).get("num_key_value_heads") is None:
+        kw["num_key_value_heads"] = spec.num_key_value_heads   # MistralConfig would default to 8; the spec says multi-head
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **kw).eval()
     return model, AutoTokenizer.from_pretrained(path)
 
 def chat_ids(tok, user:str) -> list:

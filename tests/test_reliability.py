@@ -1,0 +1,494 @@
+"""Reliability matrix (issue 8): bad inputs, interrupted work, models we should not trust.
+
+One test per case, through the CLI (a subprocess, as a user runs it) and the Python API. Every failing case asserts
+(1) a non-zero exit or a named exception, (2) a message that names the problem and the fix, (3) no output folder that
+looks finished and no `.NAME.partial-*`, `.NAME.old-*` or `.NAME.lock` left beside it, and (4) for export cases, that
+the user's source folder hashes the same before and after.
+"""
+import ctypes, errno, hashlib, json, os, shutil, signal, socket, subprocess, sys, threading, time
+from pathlib import Path
+import pytest
+from conftest import cli, BIN
+
+from mistral_onnx.models import EMBEDDED_DIR, SourceError, resolve_source, task_prompt, load_torch
+from mistral_onnx.spec import SpecError
+from mistral_onnx.export import export, ExportError, Cancelled, ROUTES, check_target
+from mistral_onnx.check import check_kv, CheckError
+from mistral_onnx.generate import OnnxLM, GenerationError
+
+KNOWN = (SpecError, SourceError, ExportError, CheckError, GenerationError)
+
+# ---------------------------------------------------------------- helpers
+def tree_hash(p:Path) -> str:
+    "sha256 of every file name and content under `p` (symlinks by target name), and of the folder listing."
+    h = hashlib.sha256()
+    for f in sorted(Path(p).rglob("*")):
+        h.update(str(f.relative_to(p)).encode())
+        if f.is_symlink(): h.update(os.readlink(f).encode())
+        elif f.is_file(): h.update(f.read_bytes())
+    return h.hexdigest()
+
+def leftovers(out:Path) -> list:
+    "Temporary files or locks an export of `out` may leave beside it."
+    return sorted(x.name for x in out.parent.iterdir() if x.name.startswith(f".{out.name}."))
+
+def assert_nothing_left(out:Path, old_hash:str|None=None):
+    "No finished-looking output (or the old one, unchanged) and no temporary files or locks beside it."
+    if old_hash is None: assert not out.exists(), f"{out} exists after a failed export: {sorted(os.listdir(out))}"
+    else: assert tree_hash(out) == old_hash, f"{out} changed"
+    assert leftovers(out) == [], leftovers(out)
+
+def has_fix(msg:str) -> bool: return "Fix" in msg or "fix" in msg or "pass " in msg or "Use " in msg
+
+def src_copy(tmp_path, name="src") -> Path:
+    d = tmp_path/name; shutil.copytree(EMBEDDED_DIR, d); return d
+
+def export_fails(mode, src, out, *flags, **kw):
+    """Run an export that must fail, via the CLI or the API; return (exit code or exception name, message).
+    Asserts the source is unchanged and nothing is left behind."""
+    h = tree_hash(src) if Path(str(src)).is_dir() else None
+    if mode == "cli":
+        p = cli("export", src, out, *flags, **kw)
+        assert p.returncode != 0, p.stdout + p.stderr
+        assert "Traceback" not in p.stderr, p.stderr
+        res = (p.returncode, p.stderr)
+    else:
+        opts = {"precision": "fp32", "execution_provider": "cpu"}
+        it = iter(flags)
+        for f in it:
+            k = f.lstrip("-").replace("-", "_"); k = "execution_provider" if k == "ep" else k
+            opts[k] = True if k in ("overwrite", "trust_remote_code") else next(it)
+        with pytest.raises(KNOWN) as ei: export(src, out, **opts)
+        res = (type(ei.value).__name__, str(ei.value))
+    if h is not None: assert tree_hash(src) == h, "the source folder was modified"
+    return res
+
+def msg_of(res): return res[1]
+MODES = ["cli", "api"]
+
+# ---------------------------------------------------------------- 1. sources
+@pytest.mark.parametrize("mode", MODES)
+def test_source_missing(mode, tmp_path):
+    out = tmp_path/"o"
+    code, msg = export_fails(mode, tmp_path/"no_such_model", out)
+    assert code in (2, "SourceError") and "neither an existing folder" in msg and "Fix" in msg
+    assert_nothing_left(out)
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_config_json(mode, tmp_path):
+    src = src_copy(tmp_path); (src/"config.json").unlink(); out = tmp_path/"o"
+    code, msg = export_fails(mode, src, out)
+    assert code in (2, "SpecError") and "has no config.json" in msg and "Fix" in msg
+    assert_nothing_left(out)
+
+@pytest.mark.parametrize("mode", MODES)
+def test_config_not_json(mode, tmp_path):
+    src = src_copy(tmp_path); (src/"config.json").write_text('{"model_type": "mistral", ')
+    out = tmp_path/"o"
+    code, msg = export_fails(mode, src, out)
+    assert code in (2, "SpecError") and "is not valid JSON" in msg and "Fix" in msg
+    assert_nothing_left(out)
+
+BERT = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 128, "num_attention_heads": 2,
+        "num_hidden_layers": 2, "intermediate_size": 512, "vocab_size": 416, "max_position_embeddings": 64}
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bert_encoder_refused(mode, tmp_path):
+    src = src_copy(tmp_path); (src/"config.json").write_text(json.dumps(BERT)); out = tmp_path/"o"
+    code, msg = export_fails(mode, src, out)
+    assert code in (2, "SpecError") and "model_type='bert'" in msg and "BertModel" in msg and "Fix" in msg
+    assert_nothing_left(out)
+
+# ---------------------------------------------------------------- 1b. no num_key_value_heads: multi-head attention must work
+@pytest.fixture(scope="module")
+def mha_source(tmp_path_factory):
+    "A small random Mistral with multi-head attention whose config.json has no num_key_value_heads."
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+    d = tmp_path_factory.mktemp("mha")/"src"
+    cfg = MistralConfig(vocab_size=416, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                        num_key_value_heads=4, max_position_embeddings=64, sliding_window=None, bos_token_id=1,
+                        eos_token_id=2, pad_token_id=2, tie_word_embeddings=False, initializer_range=0.3)
+    torch.manual_seed(0)
+    MistralForCausalLM(cfg).eval().save_pretrained(d)
+    c = json.loads((d/"config.json").read_text()); c.pop("num_key_value_heads")
+    (d/"config.json").write_text(json.dumps(c, indent=1))
+    for f in EMBEDDED_DIR.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens")): shutil.copy2(f, d/f.name)
+    return d
+
+def test_mha_without_num_key_value_heads_exports_and_generates(mha_source, tmp_path):
+    import torch
+    h = tree_hash(mha_source)
+    r = export(mha_source, tmp_path/"mha")
+    assert tree_hash(mha_source) == h
+    assert r.report["kv_check"]["ok"]
+    dims = r.report["inputs"]["past_key_values.0.key"]
+    assert 4 in dims or "kv_num_heads" in str(dims) or dims[1] == 4, dims          # 4 KV heads = 4 query heads
+    g = json.loads((tmp_path/"mha"/"genai_config.json").read_text())["model"]["decoder"]
+    assert (g["num_attention_heads"], g["num_key_value_heads"]) == (4, 4)
+    lm = OnnxLM(tmp_path/"mha")
+    ids = [1, 40, 50, 60, 70, 80]
+    got = list(lm.stream_ids(ids, max_new_tokens=10))
+    assert len(got) >= 1
+    m, _ = load_torch(mha_source)             # transformers alone would read the absent field as 8 KV heads
+    with torch.inference_mode():
+        y = m.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), max_new_tokens=10,
+                       do_sample=False, eos_token_id=2, pad_token_id=2)[0, len(ids):].tolist()
+    if 2 in y: y = y[:y.index(2)]
+    assert got == y, (got, y)                       # same greedy tokens as transformers
+
+def test_mha_cli_check(mha_source, tmp_path):
+    p = cli("export", mha_source, tmp_path/"o")
+    assert p.returncode == 0, p.stderr
+    assert "4 heads, 4 KV heads" in p.stdout
+    p = cli("check", tmp_path/"o"); assert p.returncode == 0 and "PASS" in p.stdout
+
+# ---------------------------------------------------------------- 2. weights and tokenizer
+@pytest.mark.parametrize("mode", MODES)
+def test_kv_heads_disagree_with_weights(mode, tmp_path):
+    "config.json says 8 key/value heads where the weights hold 2: refused before the exporter runs."
+    src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text())
+    (src/"config.json").write_text(json.dumps({**c, "num_key_value_heads": 8})); out = tmp_path/"o"
+    code, msg = export_fails(mode, src, out)
+    assert code in (2, "SourceError") and "k_proj" in msg and "Fix: set num_key_value_heads to 2" in msg, msg
+    assert_nothing_left(out)
+
+def _damage_header(src):
+    f = src/"model.safetensors"; b = bytearray(f.read_bytes()); b[8:24] = b"#" * 16; f.write_bytes(bytes(b))
+
+def _truncate(src):
+    f = src/"model.safetensors"; b = f.read_bytes(); f.write_bytes(b[:len(b)//2])
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("damage,words", [(_damage_header, "header"), (_truncate, "truncated")], ids=["header", "truncated"])
+def test_safetensors_damaged(mode, damage, words, tmp_path):
+    src = src_copy(tmp_path); damage(src); out = tmp_path/"o"
+    code, msg = export_fails(mode, src, out)
+    assert code in (2, "SourceError"), msg
+    assert "model.safetensors" in msg and words in msg and "Fix" in msg, msg
+    assert_nothing_left(out)
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tokenizer_missing(mode, tmp_path):
+    src = src_copy(tmp_path); (src/"tokenizer.json").unlink(); out = tmp_path/"o"
+    code, msg = export_fails(mode, src, out)
+    assert code in (2, "SourceError") and "has no tokenizer" in msg and "Fix" in msg
+    assert_nothing_left(out)
+
+# ---------------------------------------------------------------- 3. broken exported folders
+def _copy_export(exported, tmp_path, name="x"):
+    d = tmp_path/name; shutil.copytree(exported["fp32"], d); return d
+
+def _corrupt_onnx(d): (d/"model.onnx").write_bytes(b"\x08\x07garbage" * 100)
+def _missing_onnx(d): (d/"model.onnx").unlink()
+def _missing_data(d): (d/"model.onnx.data").unlink()
+def _genai_disagrees(d):
+    f = d/"genai_config.json"; g = json.loads(f.read_text())
+    g["model"]["decoder"]["num_key_value_heads"] = 8; f.write_text(json.dumps(g))
+
+BROKEN = {"corrupt_model_onnx": (_corrupt_onnx, "not a readable ONNX model"),
+          "missing_model_onnx": (_missing_onnx, "model.onnx does not exist"),
+          "missing_data": (_missing_data, "model.onnx.data"),
+          "genai_config_disagrees": (_genai_disagrees, "num_key_value_heads")}
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_folder_check_cli(case, exported, tmp_path):
+    d = _copy_export(exported, tmp_path); BROKEN[case][0](d)
+    p = cli("check", d)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    text = p.stdout + p.stderr
+    assert BROKEN[case][1] in text and ("Fix" in text or "export again" in text or "correct genai_config" in text), text
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_folder_generate_cli(case, exported, tmp_path):
+    d = _copy_export(exported, tmp_path); BROKEN[case][0](d)
+    p = cli("generate", d, "reverse: abc", timeout=120)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert BROKEN[case][1] in p.stderr and "Fix" in p.stderr, p.stderr
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_folder_generate_api(case, exported, tmp_path):
+    d = _copy_export(exported, tmp_path); BROKEN[case][0](d)
+    with pytest.raises(CheckError) as ei: OnnxLM(d).generate("reverse: abc")
+    assert BROKEN[case][1] in str(ei.value) and "Fix" in str(ei.value)
+
+# ---------------------------------------------------------------- 4. precision / execution provider
+@pytest.mark.parametrize("mode", MODES)
+def test_fp16_on_cpu(mode, tmp_path):
+    out = tmp_path/"o"
+    code, msg = export_fails(mode, "embedded", out, "--precision", "fp16")
+    assert code in (2, "ExportError") and "cannot run on cpu" in msg and "fp16 on cuda" in msg
+    assert_nothing_left(out)
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cuda_without_gpu(mode, tmp_path):
+    from mistral_onnx.export import available_providers
+    if "cuda" in available_providers(): pytest.skip("this machine has a CUDA provider")
+    out = tmp_path/"o"
+    code, msg = export_fails(mode, "embedded", out, "--ep", "cuda")
+    assert code in (2, "ExportError") and "'cuda' is not available" in msg and "Fix" in msg
+    assert_nothing_left(out)
+
+def test_cuda_extra_missing_vs_no_gpu(monkeypatch):
+    "Without the cuda extra the fix is to install it; with it installed but no GPU visible, the fix is the driver."
+    import mistral_onnx.export as ex
+    monkeypatch.setattr(ex, "available_providers", lambda: ["cpu"])
+    monkeypatch.setattr(ex, "versions", lambda packages=ex.PACKAGES: {p: None for p in packages})
+    with pytest.raises(ExportError, match=r"mistral_onnx\[cuda\]"): check_target("fp16", "cuda")
+    monkeypatch.setattr(ex, "versions", lambda packages=ex.PACKAGES: {p: "1.0" for p in packages})
+    with pytest.raises(ExportError, match="nvidia-smi"): check_target("fp16", "cuda")
+
+# ---------------------------------------------------------------- 5. output folder
+@pytest.mark.parametrize("mode", MODES)
+def test_output_exists_refused(mode, exported, tmp_path):
+    out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
+    code, msg = export_fails(mode, "embedded", out)
+    assert code in (2, "ExportError") and "already exists" in msg and "overwrite" in msg
+    assert_nothing_left(out, old_hash=h)
+
+def test_overwrite_replaces(exported, tmp_path):
+    out = _copy_export(exported, tmp_path, "out")
+    (out/"stale.txt").write_text("from the old export")
+    p = cli("export", "embedded", out, "--overwrite", "--precision", "int4")
+    assert p.returncode == 0, p.stderr
+    assert not (out/"stale.txt").exists() and json.loads((out/"export_report.json").read_text())["precision"] == "int4"
+    assert leftovers(out) == []
+
+def _failing_route(src, spec, tmp, precision, execution_provider, log, progress, cancel=None, work=None):
+    (tmp/"model.onnx").write_bytes(b"half written")
+    raise ExportError("injected failure of the route after writing half a model. Fix: none needed, this is a test.")
+
+def test_overwrite_failed_second_export_keeps_old(exported, tmp_path, monkeypatch):
+    out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
+    monkeypatch.setitem(ROUTES, "failing", _failing_route)
+    with pytest.raises(ExportError, match="injected failure"): export("embedded", out, route="failing", overwrite=True)
+    assert_nothing_left(out, old_hash=h)
+
+def _find_builders(marker:str) -> list:
+    "pids of model-builder processes whose command line contains `marker`."
+    pids = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit(): continue
+        try: cmd = (p/"cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError: continue
+        if "onnxruntime_genai.models.builder" in cmd and marker in cmd: pids.append(int(p.name))
+    return pids
+
+def _alive(pid):
+    try: return (Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]) not in "ZX"
+    except (OSError, IndexError): return False
+
+def _start_and_signal(args, marker, sig, tmpdir, timeout=120):
+    "Start the CLI; once the builder subprocess runs (convert stage), send `sig`; return (proc, stdout, stderr, builder pids)."
+    env = dict(os.environ, TMPDIR=str(tmpdir))
+    p = subprocess.Popen([str(BIN/"mistral-onnx"), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen, t0, pids = [], time.time(), []
+    while time.time() - t0 < timeout:
+        line = p.stdout.readline()
+        if not line: break
+        seen.append(line)
+        if "[ convert]" in line: break
+    while time.time() - t0 < timeout and not pids and p.poll() is None:
+        pids = _find_builders(marker); time.sleep(0.05)
+    assert pids, "the builder never started: " + "".join(seen)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=timeout)
+    return p, "".join(seen) + out, err, pids
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_during_export(sig, tmp_path):
+    tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); out = tmp_path/"o"; src = src_copy(tmp_path); h = tree_hash(src)
+    p, so, se, pids = _start_and_signal(["export", src, out], str(tmp_path), sig, tmpdir)
+    assert p.returncode != 0 and "interrupted" in se and "Traceback" not in se, (p.returncode, se)
+    time.sleep(0.5)
+    assert not any(_alive(pid) for pid in pids), "the builder subprocess outlived the export"
+    assert_nothing_left(out)
+    assert list(tmpdir.iterdir()) == [], list(tmpdir.iterdir())          # the work folder is gone too
+    assert tree_hash(src) == h
+
+def test_overwrite_interrupted_keeps_old(exported, tmp_path):
+    tmpdir = tmp_path/"tmp"; tmpdir.mkdir()
+    out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
+    p, so, se, pids = _start_and_signal(["export", "embedded", out, "--overwrite"], str(tmp_path), signal.SIGTERM, tmpdir)
+    assert p.returncode != 0 and "interrupted" in se
+    assert_nothing_left(out, old_hash=h)
+
+def test_overwrite_killed_keeps_old_and_next_export_cleans_up(exported, tmp_path):
+    "SIGKILL cannot be caught: the old folder must still be intact, and the next export removes what was left."
+    tmpdir = tmp_path/"tmp"; tmpdir.mkdir()
+    out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
+    p, so, se, pids = _start_and_signal(["export", "embedded", out, "--overwrite"], str(tmp_path), signal.SIGKILL, tmpdir)
+    assert p.returncode == -signal.SIGKILL
+    t0 = time.time()
+    while any(_alive(pid) for pid in pids) and time.time() - t0 < 10: time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), "the builder outlived its killed parent"
+    assert tree_hash(out) == h                       # the old export is untouched
+    r = export("embedded", out, overwrite=True)      # the next export cleans stale partials and the stale lock
+    assert r.report["kv_check"]["ok"] and leftovers(out) == []
+
+# read-only folder and a full disk: a real mount where permitted, else a failure injected at the file layer
+def _mount(target:Path, opts:str) -> bool:
+    target.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(target)], capture_output=True)
+    return r.returncode == 0
+
+def _umount(target:Path): subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+def test_output_on_read_only_folder(tmp_path, monkeypatch, record_property):
+    ro = tmp_path/"ro"; src = src_copy(tmp_path)
+    if _mount(ro, "size=8m,ro"):
+        record_property("how", "read-only tmpfs mount")
+        try:
+            code, msg = export_fails("cli", src, ro/"out")
+            assert code == 2 and "not writable" in msg and "Fix" in msg, msg
+            code, msg = export_fails("cli", src, ro/"sub"/"out")
+            assert code == 2 and "Cannot create" in msg and "Fix" in msg, msg
+            assert list(ro.iterdir()) == []
+        finally: _umount(ro)
+    else:
+        record_property("how", "EROFS injected into os.mkdir/os.open")
+        ro.mkdir()
+        def erofs(*a, **k): raise OSError(errno.EROFS, "Read-only file system", str(a[0]))
+        monkeypatch.setattr(os, "access", lambda *a, **k: True)
+        monkeypatch.setattr(os, "open", erofs)
+        code, msg = export_fails("api", src, ro/"out")
+        assert "Read-only" in msg and "Fix" in msg
+        monkeypatch.undo(); assert list(ro.iterdir()) == []
+
+def test_disk_full_mid_export(tmp_path, record_property):
+    "The builder writes 3.2 MB of weights into a 1 MB tmpfs: the export must say the disk is full and leave nothing."
+    full = tmp_path/"full"; src = src_copy(tmp_path)
+    if not _mount(full, "size=1m"): pytest.skip("mount not permitted here; test_disk_full_injected covers ENOSPC")
+    record_property("how", "1 MB tmpfs mount")
+    try:
+        code, msg = export_fails("cli", src, full/"out")
+        assert code == 2 and "No space left" in msg and "Fix" in msg and "free" in msg, msg
+        assert_nothing_left(full/"out")
+        assert list(full.iterdir()) == []
+    finally: _umount(full)
+
+def test_disk_full_injected(tmp_path, monkeypatch):
+    "ENOSPC injected while the tokenizer is copied (after the builder wrote the graph)."
+    import mistral_onnx.export as ex
+    def enospc(*a, **k): raise OSError(errno.ENOSPC, "No space left on device", str(a[1]))
+    monkeypatch.setattr(ex.shutil, "copy2", enospc)
+    src = src_copy(tmp_path); out = tmp_path/"o"
+    code, msg = export_fails("api", src, out)
+    assert code == "ExportError" and "No space left" in msg and "free" in msg
+    assert_nothing_left(out)
+
+# ---------------------------------------------------------------- 7. hub without network; remote code
+def _hub_env(tmp_path, endpoint):
+    return dict(os.environ, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path/"hf"), HF_HUB_ETAG_TIMEOUT="3",
+                HF_HUB_DOWNLOAD_TIMEOUT="3", HF_HUB_DISABLE_TELEMETRY="1")
+
+def test_hub_no_network_unresolvable(tmp_path):
+    t0 = time.time()
+    p = cli("export", "someone/some-model", tmp_path/"o", env=_hub_env(tmp_path, "http://hub.invalid"), timeout=60)
+    assert time.time() - t0 < 30
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), p.stderr
+    assert "cannot reach" in lines[0] and "Fix" in lines[0]
+    assert_nothing_left(tmp_path/"o")
+
+def test_hub_no_network_hanging_server(tmp_path):
+    "A server that accepts connections and never answers: bounded by HF_HUB_ETAG_TIMEOUT, and no retry storm."
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
+    try:
+        t0 = time.time()
+        p = cli("export", "someone/some-model", tmp_path/"o", env=_hub_env(tmp_path, f"http://127.0.0.1:{s.getsockname()[1]}"), timeout=60)
+        took = time.time() - t0
+        s.setblocking(False); conns = 0
+        while True:
+            try: c, _ = s.accept(); c.close(); conns += 1
+            except BlockingIOError: break
+    finally: s.close()
+    assert took < 30, took
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and "cannot reach" in lines[0] and "Fix" in lines[0], p.stderr
+    assert conns <= 2, f"{conns} connections: a retry storm"
+    assert_nothing_left(tmp_path/"o")
+
+def _remote_code_source(tmp_path):
+    src = src_copy(tmp_path)
+    c = json.loads((src/"config.json").read_text())
+    c["auto_map"] = {"AutoConfig": "configuration_x.XConfig", "AutoModelForCausalLM": "modeling_x.XForCausalLM"}
+    (src/"config.json").write_text(json.dumps(c))
+    sentinel = tmp_path/"remote_code_ran"
+    (src/"modeling_x.py").write_text(f"open({str(sentinel)!r}, 'w').write('ran')\n")
+    (src/"configuration_x.py").write_text(f"open({str(sentinel)!r}, 'w').write('ran')\n")
+    return src, sentinel
+
+@pytest.mark.parametrize("mode", MODES)
+def test_remote_code_refused_without_flag(mode, tmp_path):
+    src, sentinel = _remote_code_source(tmp_path); out = tmp_path/"o"
+    code, msg = export_fails(mode, src, out)
+    assert code in (2, "SourceError") and "auto_map" in msg and "--trust-remote-code" in msg
+    assert not sentinel.exists()
+    assert_nothing_left(out)
+
+def test_remote_code_accepted_with_flag(tmp_path):
+    src, _ = _remote_code_source(tmp_path)
+    test_path = resolve_source(src, trust_remote_code=True)       # the check passes once the user asks
+    assert test_path == src
+    with pytest.raises(SourceError, match="trust_remote_code=True"): resolve_source(src)
+
+# ---------------------------------------------------------------- 8. generation input
+GEN = {"empty": ("", "empty"), "blank": ("   ", "empty"), "too_long": ("reverse: " + "x" * 200, "context"),
+       "non_utf8": ("reverse: ab\udcff", "UTF-8")}
+
+@pytest.mark.parametrize("case", list(GEN))
+def test_generate_bad_prompt_api(case, exported):
+    lm = OnnxLM(exported["fp32"])
+    prompt, words = GEN[case]
+    with pytest.raises(GenerationError, match=words) as ei: lm.generate(prompt)
+    assert "Fix" in str(ei.value)
+
+@pytest.mark.parametrize("case", ["empty", "blank", "too_long"])
+def test_generate_bad_prompt_cli(case, exported):
+    p = cli("generate", exported["fp32"], GEN[case][0])
+    assert p.returncode == 2 and GEN[case][1] in p.stderr and "Fix" in p.stderr, p.stderr
+
+def test_generate_non_utf8_bytes_cli(exported):
+    p = subprocess.run([str(BIN/"mistral-onnx"), "generate", str(exported["fp32"]), b"reverse: ab\xff\xfe"],
+                       capture_output=True, timeout=120)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2 and "UTF-8" in err and "Fix" in err and "Traceback" not in err, err
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_generate_max_new_tokens_below_one(n, exported):
+    p = cli("generate", exported["fp32"], "reverse: abc", "--max-new-tokens", n)
+    assert p.returncode == 2 and "max_new_tokens" in p.stderr and "Fix" in p.stderr, p.stderr
+    with pytest.raises(GenerationError, match="max_new_tokens"): OnnxLM(exported["fp32"]).generate("reverse: abc", max_new_tokens=n)
+
+def test_generate_ids_outside_vocab(exported):
+    lm = OnnxLM(exported["fp32"])
+    with pytest.raises(GenerationError, match="vocabulary"): list(lm.stream_ids([1, 5, 100000]))
+
+# ---------------------------------------------------------------- 9. two exports to the same output
+def test_two_exports_at_once(tmp_path):
+    out = tmp_path/"o"; src = src_copy(tmp_path); h = tree_hash(src)
+    procs = [subprocess.Popen([str(BIN/"mistral-onnx"), "export", str(src), str(out)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    res = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(c for c, _ in res)
+    assert codes == [0, 2], res
+    loser = [e for c, e in res if c == 2][0]
+    assert ("is running" in loser or "already exists" in loser) and "Fix" in loser, loser
+    assert check_kv(out).ok and leftovers(out) == [] and tree_hash(src) == h
+
+def test_lock_held_by_live_process(tmp_path):
+    "A lock held by a running process refuses the export; a lock file left by a dead one does not."
+    out = tmp_path/"o"; lock = tmp_path/".o.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_CREAT|os.O_RDWR); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); print('held', flush=True); time.sleep(60)",
+                               str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ExportError, match="is running") as ei: export("embedded", out)
+        assert "Fix" in str(ei.value) and not out.exists()
+    finally: holder.kill(); holder.wait()
+    assert lock.exists()                                  # left by the killed holder
+    r = export("embedded", out)
+    assert r.report["kv_check"]["ok"] and leftovers(out) == []
