@@ -16,7 +16,7 @@ from .export import ExportError, Cancelled
 # %% auto #0
 __all__ = ['SEARCH_DEFAULTS', 'TRACE_SIZES', 'TORCH_PRECISIONS', 'cache_names', 'special_tokens', 'genai_config',
            'write_genai_config', 'cache_wrapper', 'example_inputs', 'dynamic_shapes', 'io_names', 'export_onnx',
-           'ort_parity', 'check_torch_precision', 'route_torch']
+           'ort_parity', 'check_torch_target', 'quantize_int4', 'route_torch']
 
 # %% ../nbs/03a_torch_route.ipynb #c006
 def _templates(names, n_layers):
@@ -224,21 +224,46 @@ def ort_parity(model_path:Path,          # the exported model.onnx
     return out
 
 # %% ../nbs/03a_torch_route.ipynb #c032
-TORCH_PRECISIONS = ("fp32",)
-"Precisions the torch route exports"
+TORCH_PRECISIONS = {"cpu": ("fp32", "int4")}
+"Precisions the torch route exports, by execution provider"
 
-def check_torch_precision(precision:str):
-    "`ExportError` naming the route that can, for a precision this route cannot export."
-    if precision not in TORCH_PRECISIONS:
-        raise ExportError(f"The torch route exports fp32 only; {precision} is not supported by it (no quantisation or half-precision "
-                          f"pass is applied to its graph). Fix: export with --precision fp32, or use the builder route "
+def check_torch_target(precision:str, execution_provider:str):
+    "`ExportError` naming the route that can, for what this route cannot export."
+    if execution_provider not in TORCH_PRECISIONS:
+        raise ExportError(f"The torch route exports for cpu only, not {execution_provider}: its graph's cache grows each step "
+                          "(past_present_share_buffer false), which CUDA graphs cannot replay, and it has not been run on a GPU. "
+                          "Fix: use route='builder' (the default) for cuda, or export for cpu (--ep cpu).")
+    ok = TORCH_PRECISIONS[execution_provider]
+    if precision not in ok:
+        raise ExportError(f"The torch route exports {' or '.join(ok)} on {execution_provider}; {precision} is not supported by it "
+                          f"(no half-precision trace or int8 pass). Fix: --precision {ok[0]}, or the builder route "
                           f"(route='builder', the default) for {precision}.")
+
+def quantize_int4(folder:Path,              # a folder holding the fp32 graph
+                  filename:str="model.onnx",# the graph's file
+                  block_size:int=32         # weights per 4-bit block (one scale each)
+                 ) -> dict:                 # MatMul counts before and after
+    "Quantise the graph's constant MatMul weights to 4 bits (MatMulNBits), in place."
+    import logging, os, tempfile, onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    p = Path(folder)/filename
+    m = onnx.load(str(p))
+    before = sum(n.op_type == "MatMul" for n in m.graph.node)
+    q = MatMulNBitsQuantizer(m, block_size=block_size, is_symmetric=True, accuracy_level=4)
+    q.process()
+    out = Path(tempfile.mkdtemp(prefix=".int4-", dir=p.parent)) # a fresh folder (onnx appends to an existing .data file), on the same disk
+    q.model.save_model_to_file(str(out/filename), use_external_data_format=True)
+    for f in out.iterdir(): os.replace(f, p.parent/f.name)
+    out.rmdir()
+    ops = [n.op_type for n in q.model.model.graph.node]
+    return {"matmul_fp32_before": before, "matmul_nbits": ops.count("MatMulNBits"), "matmul_fp32_after": ops.count("MatMul"), "block_size": block_size}
 
 # %% ../nbs/03a_torch_route.ipynb #c035
 def route_torch(src:Path,                # the source model folder
                 spec:ModelSpec,          # its spec
                 tmp:Path,                # folder to write model.onnx, model.onnx.data, genai_config.json into
-                precision:str,           # fp32 only
+                precision:str,           # fp32 or int4
                 execution_provider:str,  # cpu or cuda: written into genai_config
                 log, progress,           # callbacks, as for every route
                 cancel=None,             # threading.Event; checked between stages
@@ -250,7 +275,7 @@ def route_torch(src:Path,                # the source model folder
                ) -> dict:                # what export_report.json records as route_info
     "Export with torch.onnx (dynamo): our own wrapper, named dynamic axes, a parity check, a genai_config."
     import torch, transformers
-    check_torch_precision(precision)
+    check_torch_target(precision, execution_provider)
     def stop():
         if cancel is not None and cancel.is_set(): raise Cancelled("Export cancelled; nothing was written.")
     tmp = Path(tmp); info = {"opset": opset, "torch": torch.__version__, "transformers": transformers.__version__}
@@ -274,6 +299,15 @@ def route_torch(src:Path,                # the source model folder
         if bad: raise ExportError(f"The exported graph's logits differ from transformers' at prompt lengths {bad} (tolerance {tolerance}). "
                                   "The graph is wrong at lengths other than the traced one. Fix: report it with export_report.json; use route='builder'.")
         stop()
+    if precision == "int4":
+        progress("quantize", 0.0, "MatMul weights to 4-bit blocks (MatMulNBits)")
+        info["int4"] = quantize_int4(tmp); stop()
+        io = graph_io(tmp/"model.onnx"); info["ops"] = io["ops"]
+        if verify:   # int4 logits differ from fp32 by design: measured and recorded, and the graph must still run at every length
+            diffs = ort_parity(tmp/"model.onnx", model, spec, lengths=verify_lengths)
+            info["int4_parity_max_abs_diff"] = {str(k): v for k, v in diffs.items()}
+            log(f"int4 vs transformers fp32 (largest |logit difference| by prompt length): {diffs}")
+        progress("quantize", 1.0, f"{info['int4']['matmul_nbits']} MatMulNBits")
     progress("write", 0.0, "genai_config.json")
     write_genai_config(tmp, spec, io, src, execution_provider=execution_provider)
     return info
