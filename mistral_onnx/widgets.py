@@ -17,7 +17,7 @@ from .generate import OnnxLM, GenerationError
 
 # %% auto #0
 __all__ = ['KNOWN_ERRORS', 'STYLE', 'error_text', 'card', 'error_card', 'Panel', 'route_status', 'route_choices', 'export_card',
-           'ExportPanel', 'ChatPanel', 'BenchPanel']
+           'ExportPanel', 'ChatPanel', 'PlotlyBundle', 'BenchPanel']
 
 # %% ../nbs/09_widgets.ipynb #c006
 KNOWN_ERRORS = (SpecError, SourceError, ExportError, CheckError, GenerationError)
@@ -290,6 +290,13 @@ def _bench_module():
         return b
     except ImportError: return None
 
+class PlotlyBundle:
+    "A plotly figure as the mime bundle JupyterLab's plotly renderer draws, whatever plotly's default renderer is."
+    def __init__(self, fig): self.fig = fig
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        import plotly.io as pio
+        return {**pio.renderers["plotly_mimetype"].to_mimebundle(self.fig.to_dict()), "text/plain": f"<plotly figure: {self.fig.layout.title.text}>"}
+
 class BenchPanel(Panel):
     "Run `bench` on a source and its export: runners, prompt length, new tokens, repeats; a plotly chart and a table."
     css = "mo-bench"
@@ -336,7 +343,7 @@ class BenchPanel(Panel):
                         progress=self._progress)
             self.bench_result = r
             self.bar.value, self.bar.bar_style = 1.0, "success"
-            self.out.append_display_data(r.figure())
+            self.out.append_display_data(PlotlyBundle(r.figure()))
             self.out.append_display_data(r)
         def failed(e):
             self.bar.bar_style = "danger"

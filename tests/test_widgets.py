@@ -104,16 +104,21 @@ def test_bench_panel_without_bench_module_says_so(monkeypatch, exported):
     assert "no bench module" in b.out.outputs[-1]["data"]["text/html"]
 
 def test_bench_panel_runs_bench(exported):
-    bench = pytest.importorskip("mistral_onnx.bench")
-    b = BenchPanel("embedded", exported["fp32"], prompt_len=8, new_tokens=8, repeats=1)
-    assert b.runners.options, "the bench module names its runners"
+    pytest.importorskip("mistral_onnx.bench")
+    b = BenchPanel("embedded", exported["fp32"], prompt_len=8, new_tokens=8, repeats=2)
+    assert {"ortgenai", "torch_cache"} <= set(b.runners.options), "the bench module names its runners"
+    b.runners.value = ("ortgenai", "torch_cache")
     b.run.click(); b.wait()
     assert b.error is None, error_text(b.error)
-    assert len(b.bench_result.rows) >= 1 and b.seen
+    assert sorted(r["runner"] for r in b.bench_result.rows) == ["ortgenai", "torch_cache"]
+    assert {s for s, f, m in b.seen} >= {"load", "bench"} and b.bar.value == 1.0
     figure, table = b.out.outputs
-    assert "application/vnd.plotly.v1+json" in figure["data"]
-    assert "text/markdown" in table["data"]
-    b.exported.value = ""; b.run.click(); b.wait()
+    plot = figure["data"]["application/vnd.plotly.v1+json"]
+    assert [t["x"] for t in plot["data"] if t["type"] == "bar"][0] == ["ortgenai", "torch_cache"]
+    assert "ortgenai" in table["data"]["text/markdown"] and "torch_cache" in table["data"]["text/markdown"]
+    b.runners.value = (); b.run.click(); b.wait()
+    assert "No runner chosen" in b.out.outputs[-1]["data"]["text/html"]
+    b.runners.value = ("ortgenai",); b.exported.value = ""; b.run.click(); b.wait()
     assert isinstance(b.error, CheckError) and "No exported folder" in b.out.outputs[-1]["data"]["text/html"]
 
 def test_export_panel_validates_against_pytorch(tmp_path):
