@@ -13,4 +13,5 @@ echo "== notebooks (nbdev-test)"
 echo "== docs site (offline build + checks)"; .venv/bin/python tools/docs.py   # tests/test_docs.py then opens it in chromium
 echo "== tests/ (pytest)"
 .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
+echo "== olive profile (.venv-olive)"; bash tools/test_olive.sh
 echo "== all tests passed in $(( $(date +%s) - t0 )) s"
