@@ -308,9 +308,12 @@ def _diagnose_export(d:Diagnosis, folder:Path):
     d.findings += rep.findings
     gcfg = read_genai_config(folder); dec = gcfg.get("model", {}).get("decoder", {})
     heads = sorted({v[1][1] for k, v in rep.io["inputs"].items() if k.startswith("past_key_values.") and len(v[1]) == 4 and isinstance(v[1][1], int)})
+    genai_wrong = False
     if heads and dec.get("num_key_value_heads") is not None:
-        d.add(heads == [dec["num_key_value_heads"]], "graph past inputs dim 1 vs genai_config num_key_value_heads", heads, [dec["num_key_value_heads"]],
-              "ONNX Runtime GenAI feeds caches with genai_config's num_key_value_heads; onnxruntime rejects any other size. Fix: export again")
+        genai_wrong = heads != [dec["num_key_value_heads"]]
+        d.add(not genai_wrong, "graph past inputs dim 1 vs genai_config num_key_value_heads", heads, [dec["num_key_value_heads"]],
+              "ONNX Runtime GenAI feeds caches with genai_config's num_key_value_heads; onnxruntime rejects any other size. "
+              "Fix: correct genai_config.json (or export again)")
     share = gcfg.get("search", {}).get("past_present_share_buffer")
     d.add(True, "search.past_present_share_buffer", share, "", "one buffer of max_length (or window) positions is passed as past and "
           "written as present" if share else "past grows each step and present is a new tensor one token longer")
@@ -322,6 +325,9 @@ def _diagnose_export(d:Diagnosis, folder:Path):
         if isinstance(dims[dim], int):   # what onnxruntime would say when fed the spec's shape
             x = explain_numbers(want, dims[dim], rep.spec, "onnxruntime", dim, bad.what, "runtime")
             if x.kind != "unmatched": d.explanation = x   # a size that is no field of the spec: check_kv's row says enough
+    if d.explanation is None and genai_wrong and rep.spec and len(heads) == 1:   # the graph is right, genai_config would feed the wrong size
+        x = explain_numbers(dec["num_key_value_heads"], heads[0], rep.spec, "onnxruntime", 1, rep.spec.kv_names("past")[0], "runtime")
+        if x.kind != "unmatched": d.explanation = x
 
 def _olive_model(cfg:dict):
     im = cfg.get("input_model", {})

@@ -60,3 +60,49 @@ def test_olive_kv_cache_io_config(tmp_path):
 def test_bad_paths(tmp_path):
     p = cli("diagnose", tmp_path/"none"); assert p.returncode == 2 and "does not exist" in p.stderr
     p = cli("diagnose", tmp_path); assert p.returncode == 2 and "neither genai_config.json" in p.stderr
+
+def test_naive_dummy_cache_reproduces_the_mismatch():
+    "The naive cache (num_attention_heads) fails in torch.cat with this model's two numbers; the spec's cache runs."
+    import torch
+    from mistral_onnx.models import load_torch, EMBEDDED_DIR
+    from mistral_onnx.diagnose import dummy_cache, cache_step, step_args, explain
+    from mistral_onnx.spec import ModelSpec
+    cfg = json.loads((EMBEDDED_DIR/"config.json").read_text())
+    H, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    spec = ModelSpec.from_pretrained(EMBEDDED_DIR)
+    model, _ = load_torch("embedded")
+    step = cache_step(model)
+    with pytest.raises(RuntimeError) as e:
+        with torch.inference_mode(): step(*step_args(spec, dummy_cache(spec, naive=True)))
+    assert str(e.value) == f"Sizes of tensors must match except in dimension 2. Expected size {H} but got size {kv} for tensor number 1 in the list."
+    x = explain(e.value, spec)
+    assert (x.expected_fields, x.got_fields) == (["num_attention_heads"], ["num_key_value_heads"])
+    with torch.inference_mode(): logits = step(*step_args(spec, dummy_cache(spec)))
+    assert tuple(logits.shape) == (1, 1, cfg["vocab_size"])
+
+MISTRAL_TEXTS = [
+    "Sizes of tensors must match except in dimension 2. Expected size 32 but got size 8 for tensor number 1 in the list.",
+    "Sizes of tensors must match except in dimension 2. Expected 32 in dimension 1 but got 8 for tensor number 1 in the list",
+    "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions for input: past_key_values.1.key for the following indices\n"
+    " index: 1 Got: 32 Expected: 8\n Please fix either the inputs/outputs or the model."]
+
+@pytest.mark.parametrize("text", MISTRAL_TEXTS)
+def test_explain_mistral_7b(text):
+    from mistral_onnx.diagnose import explain
+    from mistral_onnx.spec import ModelSpec
+    x = explain(text, ModelSpec.from_config(MISTRAL_7B_V01))
+    assert x.kind == "heads"
+    assert {x.got: x.got_fields, x.expected: x.expected_fields} == {32: ["num_attention_heads"], 8: ["num_key_value_heads"]}
+
+def test_explain_llama_and_head_size():
+    from mistral_onnx.diagnose import explain
+    from mistral_onnx.spec import ModelSpec
+    llama = ModelSpec.from_config({"model_type": "llama", "num_hidden_layers": 22, "num_attention_heads": 32,
+                                   "num_key_value_heads": 4, "hidden_size": 2048, "vocab_size": 32000})
+    x = explain("Expected size 32 but got size 4 for tensor number 1 in the list", llama, route="optimum")
+    assert (x.expected_fields, x.got_fields) == (["num_attention_heads"], ["num_key_value_heads"]) and "1432" in x.fix
+    qwen3 = ModelSpec.from_config({"model_type": "qwen3", "num_hidden_layers": 28, "num_attention_heads": 16,
+                                   "num_key_value_heads": 8, "head_dim": 128, "hidden_size": 1024, "vocab_size": 151936})
+    x = explain("index: 3 Got: 64 Expected: 128", qwen3, route="torch")
+    assert x.kind == "head_dim" and (x.got_fields, x.expected_fields) == (["hidden_size // num_attention_heads"], ["head_dim"])
+    assert "config.head_dim" in x.fix
