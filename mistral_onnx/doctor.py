@@ -180,8 +180,9 @@ def matrix_markdown(m:dict|None=None) -> str:
     if not profs: return "_No matrix recorded yet: run `bash tools/test.sh`._"
     def cell(r):
         if r is None: return "not run"
-        if r["result"] == "pass": return f"✅ pass ({r.get('detail', '')}; export {r['export_s']:.1f} s)"
-        return f"❌ {r['detail']}"
+        if r["result"] == "pass": return f"✅ pass: {r.get('detail', '')}; export {r['export_s']:.1f} s"
+        d = r["detail"] if len(r["detail"]) <= 320 else r["detail"][:320] + "…"
+        return ("❌ " if r.get("expected") == "cannot work" else "❌ **doctor said it works**: ") + d
     head = "| route | " + " | ".join(profs) + " |\n|---|" + "---|" * len(profs)
     rows = [f"| `{route}` | " + " | ".join(cell(m["profiles"][p]["routes"].get(route)).replace("|", "\\|").replace("\n", " ") for p in profs) + " |"
             for route in ROUTES]

@@ -115,7 +115,7 @@ def run_olive(workflow:dict,   # from `olive_workflow`
               cancel=None      # threading.Event
              ) -> Path:        # the ONNX model Olive wrote
     "Run an Olive workflow in a child process; return its output model, or raise `ExportError` if it left none."
-    work = Path(work); (work/"olive-tmp").mkdir(parents=True, exist_ok=True)
+    work = _work(work); (work/"olive-tmp").mkdir(parents=True, exist_ok=True)
     wf_path = work/"workflow.json"; wf_path.write_text(json.dumps(workflow, indent=1))
     env = {**os.environ, "OLIVE_DISABLE_TELEMETRY": "1", "HF_HUB_CACHE": str(work/"hf-cache")}   # the builder keeps its scratch files in HF_HUB_CACHE
     lines = []
@@ -154,6 +154,11 @@ def collect(model:Path,            # the ONNX model a tool wrote
 # %% ../nbs/03b_olive_routes.ipynb #c023
 FP32_ONLY = ("olive-optimum", "olive-onnx", "optimum")
 
+def _work(work):
+    "The scratch folder `export` hands every route; a fresh one when a route is called on its own."
+    import tempfile
+    return Path(work) if work is not None else Path(tempfile.mkdtemp(prefix="mo-olive-"))
+
 def _precision(route, precision):
     if route in FP32_ONLY and precision != "fp32":
         raise ExportError(f"The {route} route exports fp32 only ({precision} needs a quantisation pass this route does not run). "
@@ -169,7 +174,7 @@ def route_olive(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_pro
                ) -> dict:
     "Olive's ModelBuilder pass: what `olive optimize --exporter model_builder` (formerly `auto-opt`) runs."
     _precision("olive", precision); require("olive")
-    work = Path(work); stage = stage_source(src, work, layer_types=True)
+    work = _work(work); stage = stage_source(src, work, layer_types=True)
     p = {"type": "ModelBuilder", "precision": precision}
     if search: p["search"] = search
     wf = olive_workflow(stage, {"builder": p}, work, execution_provider)
@@ -180,7 +185,7 @@ def route_olive_optimum(src:Path, spec:ModelSpec, tmp:Path, precision:str, execu
                         work:Path|None=None) -> dict:
     "Olive's OptimumConversion pass, task text-generation-with-past; genai_config written from the spec."
     _precision("olive-optimum", precision); require("olive-optimum")
-    work = Path(work); stage = stage_source(src, work)
+    work = _work(work); stage = stage_source(src, work)
     wf = olive_workflow(stage, {"convert": {"type": "OptimumConversion", "extra_args": {"task": "text-generation-with-past"}}}, work, execution_provider)
     name = collect(run_olive(wf, work, log, progress, cancel), tmp)
     _genai_config(tmp, spec, src, name, execution_provider)
@@ -194,7 +199,7 @@ def route_olive_onnx(src:Path, spec:ModelSpec, tmp:Path, precision:str, executio
     "Olive's OnnxConversion pass with the dynamo exporter; a user io_config is checked against the spec first."
     _precision("olive-onnx", precision); require("olive-onnx")
     check_io_config(io_config, spec)
-    work = Path(work); stage = stage_source(src, work)
+    work = _work(work); stage = stage_source(src, work)
     p = {"type": "OnnxConversion", "use_dynamo_exporter": use_dynamo_exporter}
     wf = olive_workflow(stage, {"convert": p}, work, execution_provider)
     if io_config: wf["input_model"]["io_config"] = io_config
@@ -206,7 +211,7 @@ def route_optimum(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
                   work:Path|None=None) -> dict:
     "`optimum-cli export onnx --task text-generation-with-past`; genai_config written from the spec."
     _precision("optimum", precision); require("optimum")
-    work = Path(work); stage = stage_source(src, work); out = work/"optimum-output"
+    work = _work(work); stage = stage_source(src, work); out = work/"optimum-output"
     cmd = [sys.executable, "-m", "optimum.commands.optimum_cli", "export", "onnx", "--model", str(stage),
            "--task", "text-generation-with-past", "--device", "cuda" if execution_provider == "cuda" else "cpu", str(out)]
     log("$ optimum-cli " + " ".join(cmd[3:]))

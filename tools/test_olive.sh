@@ -13,5 +13,7 @@ if [ ! -x .venv-olive/bin/python ]; then "$PY" -m venv .venv-olive; fi
 echo "== olive profile: mistral-onnx doctor"
 .venv-olive/bin/mistral-onnx doctor
 echo "== olive profile: tests (pytest)"
+echo "== olive profile: notebooks 03b, 11 (nbdev-test)"
+.venv-olive/bin/nbdev-test nbs/03b_olive_routes.ipynb nbs/11_doctor.ipynb
 OLIVE_DISABLE_TELEMETRY=1 .venv-olive/bin/python -m pytest tests/test_matrix.py tests/test_olive_*.py -q -p no:cacheprovider "$@"
 echo "== olive profile passed in $(( $(date +%s) - t0 )) s"
