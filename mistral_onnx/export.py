@@ -280,6 +280,8 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
     progress = progress or (lambda *a: None); log = log or (lambda s: None)
     route_fn = route_function(route)
     check_target(precision, execution_provider)
+    if trust_remote_code and route_fn is route_builder:   # the builder refuses repository code unless told (hf_remote)
+        route_options["extra_options"] = {**(route_options.get("extra_options") or {}), "hf_remote": "true"}
     t0 = time.time(); times = {}
     progress("load", 0.0, f"resolving {source}")
     src = resolve_source(source, trust_remote_code=trust_remote_code)

@@ -392,7 +392,7 @@ def test_hub_no_network_unresolvable(tmp_path):
     assert "cannot reach" in lines[0] and "Fix" in lines[0]
     assert_nothing_left(tmp_path/"o")
 
-def test_hub_no_network_hanging_server(tmp_path):
+def test_hub_no_network_hanging_server(tmp_path, record_property):
     "A server that accepts connections and never answers: bounded by HF_HUB_ETAG_TIMEOUT, and no retry storm."
     s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
     try:
@@ -404,6 +404,7 @@ def test_hub_no_network_hanging_server(tmp_path):
             try: c, _ = s.accept(); c.close(); conns += 1
             except BlockingIOError: break
     finally: s.close()
+    record_property("seconds", round(took, 1)); record_property("connections", conns)
     assert took < 30, took
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     assert p.returncode == 2 and len(lines) == 1 and "cannot reach" in lines[0] and "Fix" in lines[0], p.stderr
@@ -411,13 +412,14 @@ def test_hub_no_network_hanging_server(tmp_path):
     assert_nothing_left(tmp_path/"o")
 
 def _remote_code_source(tmp_path):
+    "The embedded model with auto_map pointing at code in the folder; that code writes a sentinel file when it runs."
     src = src_copy(tmp_path)
     c = json.loads((src/"config.json").read_text())
     c["auto_map"] = {"AutoConfig": "configuration_x.XConfig", "AutoModelForCausalLM": "modeling_x.XForCausalLM"}
     (src/"config.json").write_text(json.dumps(c))
     sentinel = tmp_path/"remote_code_ran"
-    (src/"modeling_x.py").write_text(f"open({str(sentinel)!r}, 'w').write('ran')\n")
-    (src/"configuration_x.py").write_text(f"open({str(sentinel)!r}, 'w').write('ran')\n")
+    (src/"configuration_x.py").write_text(f"open({str(sentinel)!r}, 'w').write('ran')\nfrom transformers import MistralConfig as XConfig\n")
+    (src/"modeling_x.py").write_text(f"open({str(sentinel)!r}, 'w').write('ran')\nfrom transformers import MistralForCausalLM as XForCausalLM\n")
     return src, sentinel
 
 @pytest.mark.parametrize("mode", MODES)
@@ -428,11 +430,16 @@ def test_remote_code_refused_without_flag(mode, tmp_path):
     assert not sentinel.exists()
     assert_nothing_left(out)
 
-def test_remote_code_accepted_with_flag(tmp_path):
-    src, _ = _remote_code_source(tmp_path)
-    test_path = resolve_source(src, trust_remote_code=True)       # the check passes once the user asks
-    assert test_path == src
+def test_remote_code_runs_only_with_flag(tmp_path):
+    "With --trust-remote-code the check lets it through and the builder is told it may run the repository's code."
+    src, sentinel = _remote_code_source(tmp_path)
     with pytest.raises(SourceError, match="trust_remote_code=True"): resolve_source(src)
+    assert resolve_source(src, trust_remote_code=True) == src
+    p = cli("export", src, tmp_path/"o", "--trust-remote-code")
+    assert p.returncode == 0, p.stderr
+    cmd = json.loads((tmp_path/"o"/"export_report.json").read_text())["route_info"]["command"]
+    assert "hf_remote=true" in cmd
+    assert sentinel.exists()                      # the repository's code ran, because the user asked
 
 # ---------------------------------------------------------------- 8. generation input
 GEN = {"empty": ("", "empty"), "blank": ("   ", "empty"), "too_long": ("reverse: " + "x" * 200, "context"),
@@ -467,7 +474,7 @@ def test_generate_ids_outside_vocab(exported):
     with pytest.raises(GenerationError, match="vocabulary"): list(lm.stream_ids([1, 5, 100000]))
 
 # ---------------------------------------------------------------- 9. two exports to the same output
-def test_two_exports_at_once(tmp_path):
+def test_two_exports_at_once(tmp_path, record_property):
     out = tmp_path/"o"; src = src_copy(tmp_path); h = tree_hash(src)
     procs = [subprocess.Popen([str(BIN/"mistral-onnx"), "export", str(src), str(out)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -475,6 +482,7 @@ def test_two_exports_at_once(tmp_path):
     codes = sorted(c for c, _ in res)
     assert codes == [0, 2], res
     loser = [e for c, e in res if c == 2][0]
+    record_property("loser", loser.strip()[:200])
     assert ("is running" in loser or "already exists" in loser) and "Fix" in loser, loser
     assert check_kv(out).ok and leftovers(out) == [] and tree_hash(src) == h
 
