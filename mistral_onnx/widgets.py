@@ -6,7 +6,7 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/widgets.html.md"""
 
 # %% ../nbs/09_widgets.ipynb #c003
 from __future__ import annotations
-import html, threading, time
+import html, threading
 from pathlib import Path
 import ipywidgets as W
 from .spec import SpecError
@@ -16,8 +16,8 @@ from .check import check_kv, CheckError
 from .generate import OnnxLM, GenerationError
 
 # %% auto #0
-__all__ = ['KNOWN_ERRORS', 'STYLE', 'error_text', 'card', 'error_card', 'Panel', 'route_status', 'route_choices', 'export_card',
-           'ExportPanel', 'ChatPanel', 'PlotlyBundle', 'BenchPanel']
+__all__ = ['KNOWN_ERRORS', 'STYLE', 'error_text', 'card', 'error_card', 'Panel', 'route_status', 'route_choices',
+           'validation_html', 'export_card', 'ExportPanel', 'ChatPanel', 'PlotlyBundle', 'BenchPanel']
 
 # %% ../nbs/09_widgets.ipynb #c006
 KNOWN_ERRORS = (SpecError, SourceError, ExportError, CheckError, GenerationError)
@@ -64,7 +64,8 @@ class Panel:
     @property
     def busy(self) -> bool: return self.thread is not None and self.thread.is_alive()
 
-    def start(self, work, on_error):
+    def start(self, work,    # called with no arguments in the thread
+              on_error):     # called with the exception if `work` raises
         "Run `work()` in a daemon thread; an exception goes to `self.error` and `on_error(e)`."
         if self.busy: return
         self.error = None
@@ -86,7 +87,7 @@ class Panel:
         if self.busy: raise TimeoutError(f"{type(self).__name__} still running after {timeout} s")
         return self
 
-# %% ../nbs/09_widgets.ipynb #c012
+# %% ../nbs/09_widgets.ipynb #c014
 def route_status(route:str):
     "The doctor's `RouteStatus` of `route` (None where this install has no doctor module)."
     try: from mistral_onnx.doctor import route_status as rs
@@ -97,18 +98,18 @@ def route_choices() -> list:
     "(label, route) pairs for the route menu; a route the doctor says cannot work here is marked."
     return [(r if (st := route_status(r)) is None or st.works else f"{r} (not here)", r) for r in ROUTES]
 
-def _validation(source, out, progress=None) -> tuple:
-    "(ok or None, html) of `mistral_onnx.validate.validate(source, out)`, or why it could not run."
-    try: from mistral_onnx.validate import validate
-    except ImportError: return None, "not run: this install of mistral_onnx has no <code>validate</code> module"
+def validation_html(source, out, progress=None) -> str:
+    "`validate(source, out)` as card HTML: PASS or FAIL with the failing phases, the full report folded under it."
+    from mistral_onnx.validate import validate   # imported when asked for: it loads PyTorch
     rep = validate(source, out, progress=progress)
-    ok = getattr(rep, "ok", None)
-    head = {True: "<b style='color:#2e7d32'>PASS</b>", False: "<b style='color:#c62828'>FAIL</b>", None: "done"}[ok]
-    fails = getattr(rep, "failures", [])
-    if fails: head += ": " + html.escape(", ".join(f"{p.runner} {p.name}" for p in fails))
-    return ok, f"{head}<details><summary>details</summary><pre style='white-space:pre-wrap'>{html.escape(str(rep))}</pre></details>"
+    head = "<b style='color:#2e7d32'>PASS</b>" if rep.ok else "<b style='color:#c62828'>FAIL</b>"
+    if rep.failures: head += ": " + html.escape(", ".join(f"{p.runner} {p.name}" for p in rep.failures))
+    return f"{head}<details><summary>details</summary><pre style='white-space:pre-wrap'>{html.escape(str(rep))}</pre></details>"
 
-def export_card(result, kv=None, validation:str|None=None) -> str:
+def export_card(result,                   # the `ExportResult` of `export`
+                kv=None,                  # its `check_kv` report (run here when None)
+                validation:str|None=None  # `validation_html`, when the user asked for it
+               ) -> str:
     "HTML card of a finished export: KV check, validation, sizes, time, the command that reproduces it."
     r = result.report
     kv = kv or check_kv(result.out)
@@ -187,6 +188,7 @@ class ExportPanel(Panel):
 
     def start(self):
         "Start the export in a background thread with the form's values."
+        if self.busy: return                      # a second click while it runs changes nothing
         args = dict(source=self.source.value.strip(), out=Path(self.out.value.strip()).expanduser(), route=self.route.value,
                     precision=self.precision.value, execution_provider=self.ep.value, overwrite=self.overwrite.value)
         self.seen, self.bars, self.lines, self.export_result = [], [], [], None
@@ -202,7 +204,7 @@ class ExportPanel(Panel):
             kv = check_kv(r.out)
             val = None
             if self.validate.value:
-                val = _validation(args["source"], r.out, progress=lambda st, f, m: setattr(self.stage, "value", f"<code>{st}</code> {f:.0%} {html.escape(m)}"))[1]
+                val = validation_html(args["source"], r.out, progress=lambda st, f, m: setattr(self.stage, "value", f"<code>{st}</code> {f:.0%} {html.escape(m)}"))
             self.export_result = r
             self.bar.value, self.bar.bar_style = 1.0, "success"
             self.result.value = export_card(r, kv, val)
@@ -223,7 +225,7 @@ class ExportPanel(Panel):
 
     def _finished(self): self.cancel.disabled = True
 
-# %% ../nbs/09_widgets.ipynb #c022
+# %% ../nbs/09_widgets.ipynb #c024
 class ChatPanel(Panel):
     "Stream answers from an exported folder with ORT GenAI: max length, greedy or sample, temperature, tokens/s."
     css = "mo-chat"
@@ -264,6 +266,7 @@ class ChatPanel(Panel):
 
     def start(self):
         "Stream an answer to the prompt in a background thread."
+        if self.busy: return
         self.pieces = []; self.stats.value = "loading..."; self._show()
         sample = self.mode.value == "sample"
         def work():
@@ -282,7 +285,7 @@ class ChatPanel(Panel):
     @property
     def text(self) -> str: return "".join(self.pieces)
 
-# %% ../nbs/09_widgets.ipynb #c028
+# %% ../nbs/09_widgets.ipynb #c030
 def _bench_module():
     "mistral_onnx.bench, or None where this install has none."
     try:
@@ -331,6 +334,7 @@ class BenchPanel(Panel):
 
     def start(self):
         "Run `bench` in a background thread with the form's values."
+        if self.busy: return
         self.seen, self.bench_result = [], None
         self.out.outputs = (); self.bar.value, self.bar.bar_style = 0, ""
         def work():

@@ -17,6 +17,9 @@ def test_export_panel_int4_progress_card_and_folder(tmp_path):
     p.ep.value = "cpu"; p.precision.value = "int4"
     p.run.click()
     assert p.busy and p.run.disabled and not p.cancel.disabled     # click() returned while the export runs
+    thread = p.thread
+    p.run.click()                                                   # a second click while it runs is ignored
+    assert p.thread is thread
     p.wait()
     assert p.error is None, p.result.value
     assert {s for s, f, m in p.seen} == set(STAGES)                 # every stage reported, quantize included for int4
