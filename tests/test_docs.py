@@ -1,6 +1,6 @@
 """The documentation site: every page builds offline, loads nothing from the network, links resolve, plots and widgets render.
 
-The site is built by `python tools/docs.py` (tools/test.sh runs it before pytest); a missing or stale `_site/` is built here."""
+The site is built by `python tools/docs.py` (tools/test.sh runs it before pytest); a missing or incomplete `_site/` is built here."""
 import functools, http.server, json, shutil, subprocess, sys, threading
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,10 +14,9 @@ SHOTS = ROOT/"screenshots"
 
 @pytest.fixture(scope="module")
 def site():
-    "The built site; built now when missing or older than a notebook."
+    "The built site (tools/test.sh builds it just before pytest); built now when missing or when a notebook has no page."
     info = docs.SITE/"build.json"
-    newest = max((docs.NBS/s).stat().st_mtime for s in docs.sources())
-    if not info.exists() or info.stat().st_mtime < newest or set(json.loads(info.read_text())["pages"]) != set(docs.sources()):
+    if not info.exists() or set(json.loads(info.read_text())["pages"]) != set(docs.sources()):
         p = subprocess.run([sys.executable, str(ROOT/"tools"/"docs.py")], capture_output=True, text=True, timeout=900)
         assert (docs.SITE/"build.json").exists(), p.stdout[-3000:] + p.stderr[-3000:]
     return json.loads(info.read_text())
@@ -117,7 +116,7 @@ def served(site, tmp_path_factory):
     for s, _ in servers.values(): s.shutdown()
 
 def _open(browser, url, wait_for, shot=None):
-    "Open `url` with every non-local request blocked and recorded; wait for `wait_for`; return (found, blocked, errors)."
+    "Open `url` with every non-local request blocked and recorded; wait for `wait_for`; return (found, blocked, errors).\n\n    `errors` holds uncaught page errors and local files that answered 404."
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     blocked, errors = [], []
     def route(r):
@@ -126,6 +125,7 @@ def _open(browser, url, wait_for, shot=None):
         else: blocked.append(r.request.url); r.abort()
     page.route("**/*", route)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
     page.goto(url, wait_until="load")
     try: page.wait_for_selector(wait_for, timeout=20_000); found = page.locator(wait_for).count()
     except Exception: found = 0
@@ -142,13 +142,13 @@ def test_browser_home_plot_widget(served):
     url = served["site"]
     with browser() as b:
         found, blocked, errors = _open(b, url + "index.html", ".mo-sidebar a.active", "docs-home.png")
-        assert found and not blocked, (blocked, errors)
+        assert found and not blocked and not errors, (blocked, errors)
         # plotly.js ran: the figure div got its SVG from plotly.js shipped inside the page
         found, blocked, errors = _open(b, url + "howto/int4.html", ".plotly-graph-div .main-svg", "docs-plot.png")
-        assert found >= 1 and not blocked, (found, blocked, errors)
+        assert found >= 1 and not blocked and not errors, (found, blocked, errors)
         # the widget manager ran: the saved progress bar became a live ipywidgets view
-        found, blocked, errors = _open(b, url + "tutorials/export_mistral_7b.html", ".widget-progress", "docs-widget.png")
-        assert found >= 1 and not blocked, (found, blocked, errors)
+        found, blocked, errors = _open(b, url + "tutorials/export_mistral_7b.html", ".jupyter-widgets.widget-hprogress", "docs-widget.png")
+        assert found >= 1 and not blocked and not errors, (found, blocked, errors)
 
 @pytest.mark.browser
 def test_browser_every_plot_and_widget_page(served, site):
@@ -165,7 +165,7 @@ def test_browser_every_plot_and_widget_page(served, site):
     with browser() as b:
         for html, sel in checks:
             found, blocked, errors = _open(b, url + html, sel)
-            if not found or blocked: bad.append((html, sel, found, blocked, errors[:3]))
+            if not found or blocked or errors: bad.append((html, sel, found, blocked, errors[:3]))
     assert not bad, bad
 
 @pytest.mark.browser
@@ -173,5 +173,5 @@ def test_browser_check_fails_on_cdn(served):
     "The same check fails when a page would load the widget manager from a CDN: the request is caught and nothing renders."
     from browser import browser
     with browser() as b:
-        found, blocked, _ = _open(b, served["bad"] + "tutorials/export_mistral_7b.html", ".widget-progress")
+        found, blocked, _ = _open(b, served["bad"] + "tutorials/export_mistral_7b.html", ".jupyter-widgets.widget-hprogress")
     assert blocked and "cdn.jsdelivr.net" in blocked[0] and found == 0

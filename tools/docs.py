@@ -66,8 +66,9 @@ def sidebar(nbs:Path=NBS) -> dict:
            for t in TUTORIALS if t in stem]
     tut += [s for s in srcs if s.startswith("tutorials/") and s.rsplit(".", 1)[0] not in TUTORIALS]
     howto = [s for s in srcs if s.startswith("howto/")]
-    compat = [s for s in srcs if s.rsplit(".", 1)[0] in COMPAT or Path(s).name.startswith("compat")]
-    other = [s for s in srcs if s not in api and s not in howto and s not in compat and not s.startswith(("tutorials/", "index."))]
+    compat = [{"text": "Compatibility matrix", "href": s} if s.rsplit(".", 1)[0] in COMPAT else s
+              for s in srcs if s.rsplit(".", 1)[0] in COMPAT or Path(s).name.startswith("compat")]
+    other = [s for s in srcs if s not in api and s not in howto and s not in compat and not Path(s).name.startswith("compat") and not s.startswith(("tutorials/", "index."))]
     contents = [stem["index"]] if "index" in stem else []
     for name, items in (("Tutorials", tut), ("How-to", howto), ("API reference", api), ("Compatibility", compat), ("More", other)):
         if items: contents.append({"section": name, "contents": items})
@@ -154,6 +155,24 @@ def skipped(cell, flags=None) -> str|None:
     if d.get("eval", "").lower() == "false": return "eval: false"
     return None
 
+CACHE = ROOT/"build"/"docs-exec"
+
+def _cache_key(rel:str) -> str:
+    "Hash of what a notebook's outputs depend on here: the notebook, the package's code and the embedded model."
+    import hashlib
+    h = hashlib.sha256((NBS/rel).read_bytes())
+    for f in sorted((ROOT/"mistral_onnx").rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts: h.update(f.name.encode()); h.update(f.read_bytes())
+    return h.hexdigest()[:20]
+
+def execute_cached(rel:str, use_cache:bool=False) -> dict:
+    "`execute`, reusing a clean earlier run of the same inputs when `use_cache` (`--cache`: for editing docs, never for CI)."
+    f = CACHE/f"{rel.replace('/', '__')}.{_cache_key(rel)}.json" if use_cache else None
+    if f and f.exists(): return {**json.loads(f.read_text()), "cached": True}
+    r = execute(rel)
+    if f and not r["error"]: f.parent.mkdir(parents=True, exist_ok=True); f.write_text(json.dumps(r))
+    return r
+
 def execute(rel:str, timeout:int=300) -> dict:
     "Execute a copy of nbs/`rel` (cwd = its folder, as nbdev-test does); return outputs by cell id, widget state, timing."
     import nbformat
@@ -200,6 +219,7 @@ def page_path(rel:str, fm:dict) -> str:
     p = Path(rel)
     return (p.parent/fm["output-file"]).as_posix() if fm.get("output-file") else p.with_suffix(".html").as_posix()
 
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ATTR_RE = re.compile(r"(\]\([^)\s]*\))\{[^}\n]*\}")            # Quarto link attributes: [source](url){target="_blank" ...}
 MATHJAX_CDN_RE = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]*"></script>')
 
@@ -273,7 +293,8 @@ def sidebar_html(pages:dict, here:str) -> str:
         p = pages.get(src)
         if not p: return ""
         cls = ' class="active"' if p["html"] == here else ""
-        return f'<li><a{cls} href="{root}{p["html"]}">{_esc(text or p["title"])}</a></li>'
+        text = text or ("Home" if p["html"] == "index.html" else p["title"])
+        return f'<li><a{cls} href="{root}{p["html"]}">{_esc(text)}</a></li>'
     parts = ["<ul>"]
     for item in yaml.safe_load((NBS/"sidebar.yml").read_text())["website"]["sidebar"]["contents"]:
         if isinstance(item, dict) and "section" in item:
@@ -318,7 +339,13 @@ def pandoc_id(text:str) -> str:
     s = re.sub(r"[^\w\s.\-]", "", text.strip().lower())
     return re.sub(r"\s+", "-", s) or "section"
 
-def postprocess(html:str, here:str, pages:dict, base_url:str) -> str:
+def heading_ids(nb) -> set:
+    "The ids the page's headings will get (markdown cells and markdown outputs such as show_doc's)."
+    texts = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    texts += ["".join(o["data"]["text/markdown"]) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+    return {pandoc_id(re.sub(r"[`*]", "", m)) for t in texts for m in re.findall(r"^#{1,6}\s+(.+?)\s*#*$", t, re.M)}
+
+def postprocess(html:str, here:str, pages:dict, base_url:str, anchors:dict|None=None, repaired:list|None=None) -> str:
     "Links made local (site URL and .ipynb links to pages), Quarto-style heading ids, plotly's MathJax CDN tag removed."
     from bs4 import BeautifulSoup
     html = MATHJAX_CDN_RE.sub("", html)   # plotly 7's HTML renderer hard-codes a MathJax <script> from a CDN; figures need it only for LaTeX labels
@@ -335,7 +362,12 @@ def postprocess(html:str, here:str, pages:dict, base_url:str) -> str:
         h["id"] = new
     for a in soup.find_all("a", href=True):
         href = a["href"]
-        if base_url and href.startswith(base_url): href = root + href[len(base_url):]
+        if base_url and href.startswith(base_url):            # nbdev's doc links point at the published site
+            href = root + href[len(base_url):]
+            page, _, frag = href[len(root):].partition("#")
+            if frag and anchors is not None and page in anchors and frag not in anchors[page]:
+                href = root + page                              # a symbol without a show_doc section (private or patched)
+                if repaired is not None: repaired.append(f"{here}: {a['href']} -> {href}")
         parts = urlsplit(href)
         if not parts.scheme and not href.startswith(("#", "//")) and parts.path.endswith((".ipynb", ".md")):
             target = (Path(here).parent/unquote(parts.path)).as_posix()
@@ -367,6 +399,18 @@ def npm_libs(dest:Path) -> dict:
         if f.suffix != ".map" and f.name not in ("embed.js", "libembed-amd.js"): shutil.copy2(f, dest/"html-manager"/f.name)
     shutil.copy2(mods/"requirejs/require.js", dest/"require.js")
     return installed()
+
+def widget_fonts(out:Path, dirs:set):
+    """The widget manager's icon font, where it looks for it.
+
+    embed-amd.js resolves its webpack chunks (Font Awesome's font files) against the page's own folder, under
+    `@jupyter-widgets/` and `@jupyter-widgets/html-manager/dist/`, not against its script; without these copies every widget
+    page has 404s (and icons on buttons are blank). The browser asks for woff2 first, so only woff2 files are copied."""
+    fonts = [f for f in (out/"site_libs"/"html-manager").iterdir() if f.suffix == ".woff2"]
+    for d in dirs:
+        for sub in ("@jupyter-widgets", "@jupyter-widgets/html-manager/dist"):
+            (out/d/sub).mkdir(parents=True, exist_ok=True)
+            for f in fonts: shutil.copy2(f, out/d/sub/f.name)
 
 # ---------------------------------------------------------------- 6. checks
 def check_site(site:Path=SITE) -> list:
@@ -404,11 +448,11 @@ def check_site(site:Path=SITE) -> list:
             if not (site/target).exists(): problems.append(f"{rel}: broken link {ref}"); continue
             if parts.fragment and target in ids and parts.fragment not in ids[target]: problems.append(f"{rel}: broken anchor {ref}")
     for rel, p in info["pages"].items():
-        if p.get("error"): problems.append(f"nbs/{rel}: {p['error'].splitlines()[0] if p['error'] else ''} (see _site/build.json)")
+        if p.get("error"): problems.append(f"nbs/{rel} did not build: {[l for l in p['error'].splitlines() if l.strip()][-1][:200]} (see _site/build.json)")
     return problems
 
 # ---------------------------------------------------------------- the command
-def build(n_workers:int=2, out:Path=SITE, only:list|None=None) -> dict:
+def build(n_workers:int=2, out:Path=SITE, only:list|None=None, use_cache:bool=False) -> dict:
     "Build the whole site into `out`; return the build record (also written to out/build.json)."
     import nbformat, yaml
     t0 = time.time()
@@ -422,13 +466,13 @@ def build(n_workers:int=2, out:Path=SITE, only:list|None=None) -> dict:
     nb_srcs = [s for s in srcs if s.endswith(".ipynb")]
     import multiprocessing
     with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:   # fresh processes: nbdev's processing left state a fork would copy
-        futs = {pool.submit(execute, s): s for s in sorted(nb_srcs, key=_cost_hint)}
+        futs = {pool.submit(execute_cached, s, use_cache): s for s in sorted(nb_srcs, key=_cost_hint)}
         for f in as_completed(futs):
             s = futs[f]
             try: runs[s] = f.result()
             except Exception as e: runs[s] = dict(rel=s, seconds=0, executed=0, skipped={}, error=f"{type(e).__name__}: {e}", outputs={}, widgets=None)
             r = runs[s]
-            print(f"   {s}: {r['executed']} cells in {r['seconds']:.0f} s, {len(r['skipped'])} skipped" + (" - ERROR: " + r["error"].strip().splitlines()[-1][:200] if r["error"] else ""), flush=True)
+            print(f"   {s}: {r['executed']} cells in {r['seconds']:.0f} s" + (" (cached)" if r.get("cached") else "") + f", {len(r['skipped'])} skipped" + (" - ERROR: " + ANSI_RE.sub("", r["error"]).strip().splitlines()[-1][:200] if r["error"] else ""), flush=True)
     print(f"== rendering ({time.time() - t0:.0f} s so far)", flush=True)
     if out.exists(): shutil.rmtree(out)
     (out/"site_libs").mkdir(parents=True)
@@ -456,8 +500,11 @@ def build(n_workers:int=2, out:Path=SITE, only:list|None=None) -> dict:
             nbs[s] = (nb, fm)
         r = runs.get(s, {})
         err = proc_errors.get(s) or r.get("error")
+        if err: err = ANSI_RE.sub("", err)
         pages[s] = dict(html=page_path(s, nbs[s][1]), title=nbs[s][1].get("title", s), section=_section_of(s, sb),
                         seconds=r.get("seconds", 0), executed=r.get("executed", 0), skipped=r.get("skipped", {}), error=err)
+    anchors = {pages[s]["html"]: heading_ids(nb) for s, (nb, fm) in nbs.items()}
+    repaired = []
     with tempfile.TemporaryDirectory() as td:
         (Path(td)/"docs.html.j2").write_text(TEMPLATE)
         for s, (nb, fm) in nbs.items():
@@ -465,10 +512,11 @@ def build(n_workers:int=2, out:Path=SITE, only:list|None=None) -> dict:
             if pages[s]["error"]:
                 nb.cells.insert(0, nbformat.v4.new_markdown_cell(
                     "**This page did not build cleanly** (the docs build records it in `build.json` and fails):\n\n```\n" + pages[s]["error"][-1500:] + "\n```"))
-            html = postprocess(render(nb, fm, s, pages, Path(td)), here, pages, site_url())
+            html = postprocess(render(nb, fm, s, pages, Path(td)), here, pages, site_url(), anchors, repaired)
             (out/here).parent.mkdir(parents=True, exist_ok=True)
             (out/here).write_text(html)
-    info = dict(seconds=round(time.time() - t0, 1), cpus=os.cpu_count(), npm=npm, pages=pages)
+    widget_fonts(out, {Path(p["html"]).parent for s, p in pages.items() if nbs[s][0].metadata.get("widgets")})
+    info = dict(seconds=round(time.time() - t0, 1), cpus=os.cpu_count(), npm=npm, pages=pages, doc_links_to_page_top=repaired)
     (out/"build.json").write_text(json.dumps(info, indent=1))
     return info
 
@@ -482,11 +530,12 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="only check an existing _site/")
     ap.add_argument("--sidebar", action="store_true", help="only regenerate nbs/sidebar.yml")
     ap.add_argument("--workers", type=int, default=2, help="notebooks executed at once")
+    ap.add_argument("--cache", action="store_true", help="reuse executed outputs of unchanged notebooks (build/docs-exec); not for CI")
     ap.add_argument("--only", nargs="*", help="build only these sources (paths under nbs/), for trying a page")
     a = ap.parse_args(argv)
     if a.sidebar: print(f"wrote {write_sidebar()}"); return 0
     if not a.check:
-        info = build(a.workers, only=a.only)
+        info = build(a.workers, only=a.only, use_cache=a.cache)
         print(f"== built {len(info['pages'])} pages into {SITE.relative_to(ROOT)}/ in {info['seconds']:.0f} s")
         for s, p in info["pages"].items(): print(f"   {p['html']:<40} {p['section']:<14} {p['title']}" + ("  ERROR" if p["error"] else ""))
     problems = check_site()
