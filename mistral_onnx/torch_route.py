@@ -92,16 +92,15 @@ def genai_config(spec:ModelSpec,              # the source model's spec: heads, 
     return {"model": dict(sorted(model.items())),
             "search": dict(sorted({**SEARCH_DEFAULTS, "max_length": ctx, "past_present_share_buffer": False}.items()))}
 
-def write_genai_config(tmp:Path,                     # the export folder holding the graph
-                       spec:ModelSpec,               # the source model's spec
-                       io:dict|None=None,            # `graph_io` of the graph; read from `tmp/filename` when None
-                       tokenizer_dir:Path|None=None, # the source model folder (config.json, generation_config.json)
-                       filename:str="model.onnx",    # the graph's file name in `tmp`
-                       **kw                          # passed to `genai_config`
+def write_genai_config(tmp:Path,                # the export folder holding the graph
+                       spec:ModelSpec,          # the source model's spec
+                       io:dict|None,            # `graph_io` of the graph; read from `tmp/filename` when None
+                       tokenizer_dir:Path,      # the source model folder (config.json, generation_config.json)
+                       filename:str="model.onnx", # the graph's file name in `tmp`
+                       **kw                     # `execution_provider`, `context_length`: passed to `genai_config`
                       ) -> dict:
     "Write `tmp/genai_config.json` for the graph in `tmp`; return its content."
     tmp = Path(tmp)
-    if tokenizer_dir is None: raise ExportError("write_genai_config needs tokenizer_dir: the source model folder, for its special tokens.")
     io = io or graph_io(tmp/filename)
     g = genai_config(spec, io, tokenizer_dir, filename=filename, **kw)
     (tmp/"genai_config.json").write_text(json.dumps(g, indent=2))
