@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .spec import ModelSpec, SpecError
 from .check import check_kv, graph_io, read_genai_config, Finding, CheckError
+from .kv_cache import cache_kwarg
 
 # %% auto #0
 __all__ = ['ROUTE_NAMES', 'DiagnoseError', 'dummy_cache', 'cache_step', 'step_args', 'fields_of', 'Explanation',
@@ -34,16 +35,11 @@ def dummy_cache(spec:ModelSpec,     # shapes read from the model's config
     return [(z(), z()) for _ in range(spec.num_hidden_layers)]
 
 # %% ../nbs/05_diagnose.ipynb #c009
-def _cache_kw(model) -> str:
-    "The forward argument that takes the cache (`cache` in transformers 5.2x, `past_key_values` before)."
-    import inspect
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
 def cache_step(model):   # a transformers causal LM
     "A module for one decode step with an explicit cache: `forward(input_ids, attention_mask, *past)` -> logits."
     import torch
     from transformers import DynamicCache
-    kw = _cache_kw(model)
+    kw = cache_kwarg(model)
     class CacheStep(torch.nn.Module):
         def __init__(self): super().__init__(); self.model = model
         def forward(self, input_ids, attention_mask, *past):

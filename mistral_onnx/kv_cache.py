@@ -13,8 +13,8 @@ from .spec import ModelSpec, kv_cache_bytes
 from .check import graph_io, read_genai_config
 
 # %% auto #0
-__all__ = ['toy_attention', 'attend', 'decode', 'torch_token_times', 'og_token_times', 'with_mha', 'kv_memory', 'kv_memory_table',
-           'CacheIO', 'cache_io', 'og_cache_shapes']
+__all__ = ['toy_attention', 'attend', 'decode', 'cache_kwarg', 'torch_token_times', 'og_token_times', 'with_mha', 'kv_memory',
+           'kv_memory_table', 'CacheIO', 'cache_io', 'og_cache_shapes']
 
 # %% ../nbs/01_kv_cache.ipynb #c008
 def toy_attention(hidden:int=32,      # width of the residual stream
@@ -72,6 +72,11 @@ def decode(x,               # the sequence [T, hidden]
     return torch.stack(outs), works
 
 # %% ../nbs/01_kv_cache.ipynb #c019
+def cache_kwarg(model) -> str:
+    "The forward argument that takes the cache: `cache` in transformers 5.2x, `past_key_values` before."
+    import inspect
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
 def torch_token_times(model,                 # a transformers causal LM
                       prompt_len:int=8,      # tokens in the prompt
                       new_tokens:int=48,     # tokens to generate
@@ -85,7 +90,7 @@ def torch_token_times(model,                 # a transformers causal LM
     eos = model.config.eos_token_id
     g = torch.Generator().manual_seed(seed)
     prompt = torch.randint(3, model.config.vocab_size, (batch, prompt_len), generator=g)
-    kw = "cache" if "cache" in __import__("inspect").signature(model.forward).parameters else "past_key_values"
+    kw = cache_kwarg(model)
     best, ids = [float("inf")] * new_tokens, None
     with torch.inference_mode():
         for _ in range(repeats):
