@@ -6,7 +6,7 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/validate.html.md"""
 
 # %% ../nbs/06_validate.ipynb #c003
 from __future__ import annotations
-import json, time
+import json, shutil, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -84,19 +84,25 @@ class GraphRunner:
         return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), self.device, 0)
 
     def _run(self, new:list, pos:int):
-        feed = {"input_ids": self._ov(np.array([new], dtype=np.int64)),
-                "attention_mask": self._ov(np.ones((1, pos + len(new)), dtype=np.int64))}
-        if "position_ids" in self.in_names: feed["position_ids"] = self._ov(np.arange(pos, pos + len(new), dtype=np.int64)[None])
-        for (pk, pv), kv in zip(self.past, self.cache): feed[pk], feed[pv] = kv
-        outs = dict(zip(self.out_names, self.sess.run_with_ort_values(self.out_names, feed)))
-        self.cache = [(outs[k], outs[v]) for k, v in self.present]
-        return outs[self.logits_name].numpy()[0].astype(np.float32)
+        b = self.sess.io_binding()
+        b.bind_ortvalue_input("input_ids", self._ov(np.array([new], dtype=np.int64)))
+        b.bind_ortvalue_input("attention_mask", self._ov(np.ones((1, pos + len(new)), dtype=np.int64)))
+        if "position_ids" in self.in_names: b.bind_ortvalue_input("position_ids", self._ov(np.arange(pos, pos + len(new), dtype=np.int64)[None]))
+        for (pk, pv), (k, v) in zip(self.past, self.cache): b.bind_ortvalue_input(pk, k); b.bind_ortvalue_input(pv, v)
+        b.bind_output(self.logits_name, "cpu")
+        for (ok_, ov), (k, v) in zip(self.present, self.cache):
+            if self.shared: b.bind_ortvalue_output(ok_, k); b.bind_ortvalue_output(ov, v)   # present written into the past buffer
+            else: b.bind_output(ok_, self.device); b.bind_output(ov, self.device)
+        self.sess.run_with_iobinding(b)
+        outs = b.get_outputs()
+        if not self.shared: self.cache = [(outs[1 + 2*i], outs[2 + 2*i]) for i in range(len(self.present))]
+        return outs[0].numpy()[0].astype(np.float32)
 
     def prefill(self, ids:list, capacity:int) -> np.ndarray:
         "Logits [len(ids), vocab] of the prompt, from an empty cache able to hold `capacity` tokens."
-        n = max(capacity, self.window) if self.shared else 0
-        z = np.zeros((1, self.kv_heads, n, self.spec.head_dim), dtype=self.dtype)
-        self.cache = [(self._ov(z), self._ov(z)) for _ in self.past]
+        n = (self.window or capacity) if self.shared else 0    # CUDA wants a windowed buffer exactly the window long
+        z = lambda: self._ov(np.zeros((1, self.kv_heads, n, self.spec.head_dim), dtype=self.dtype))  # one buffer each: on CPU an OrtValue wraps the array
+        self.cache = [(z(), z()) for _ in self.past]
         self.pos = len(ids)
         return self._run(ids, 0)
 
