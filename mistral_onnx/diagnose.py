@@ -130,8 +130,8 @@ def _fixes(kind:str, spec:ModelSpec, graph_wrong:bool) -> dict:
     else:
         return {"runtime": "The numbers are not this model's head counts or head sizes: the spec passed is not the model being "
                            "exported or run. Fix: pass the spec of that model (`ModelSpec.from_pretrained(folder)`), then explain again."}
-    f["runtime"] = ("The graph itself declares the wrong size: export it again with one of the fixes above "
-                    "(`mistral-onnx export SRC OUT --route builder` sizes the cache from the spec)." if graph_wrong else
+    f["runtime"] = ("The graph itself declares the wrong size: export it again with an exporter that sizes the cache from the spec "
+                    "(`mistral-onnx export SRC OUT --route builder`, or the fix for the exporter that made it)." if graph_wrong else
                     f"The graph is right; the code feeding it builds the cache wrongly (for instance Olive's evaluator with an io_config "
                     f"that says `\"kv_cache\": true`: see the Olive fix). Feed past_key_values of shape {shape}; ONNX Runtime GenAI "
                     "does this from genai_config's num_key_value_heads and head_size (check those with `mistral-onnx check`).")
@@ -238,6 +238,9 @@ def fixed_io_config(io_config:dict,     # the user's io_config
     return io
 
 # %% ../nbs/05_diagnose.ipynb #c036
+_INFO = ("attention", "cache shape per layer", "head_dim", "search.past_present_share_buffer", "io_config", "passes")
+"Rows that describe the model rather than check it: their notes are printed even when they pass"
+
 @dataclass
 class Diagnosis:
     "Everything `diagnose` found about a path."
@@ -255,17 +258,18 @@ class Diagnosis:
     def add(self, ok, what, found="", expected="", note=""): self.findings.append(Finding(ok, what, str(found), str(expected), note))
 
     def _rows(self):
-        "Failures in full; passing cache tensors folded into one row."
+        "Failures first, then what the spec says, then the passed checks with cache tensors folded into one row."
         good = [f for f in self.findings if f.ok]
+        info = [f for f in good if f.what in _INFO]
         kv = [f for f in good if f.what.startswith(("past_key_values.", "present."))]
-        rest = [f for f in good if f not in kv]
+        rest = [f for f in good if f not in kv and f not in info]
         if kv: rest.insert(0, Finding(True, f"{len(kv)} cache tensors", f"{kv[0].found} ... {kv[-1].found}", "", kv[0].note))
-        return self.errors + rest
+        return self.errors + info + rest
 
     def __str__(self):
         head = f"diagnose {self.path} ({self.kind}): " + ("OK" if self.ok else f"{len(self.errors)} problem(s)")
         lines = [head] + [f"  {'ok  ' if f.ok else 'FAIL'} {f.what}: {f.found}" + ("" if f.ok or not f.expected else f" (expected {f.expected})")
-                          + (f"  -- {f.note}" if f.note else "") for f in self._rows()]
+                          + (f"  -- {f.note}" if f.note and (not f.ok or f.what in _INFO) else "") for f in self._rows()]
         if self.explanation: lines += ["", str(self.explanation)]
         if self.fixed: lines += ["", "A corrected workflow config is in the report (CLI: --write-fixed FILE)."]
         return "\n".join(lines)
@@ -307,9 +311,10 @@ def _diagnose_export(d:Diagnosis, folder:Path):
     genai_wrong = False
     if heads and dec.get("num_key_value_heads") is not None:
         genai_wrong = heads != [dec["num_key_value_heads"]]
+        graph_right = rep.spec is not None and heads == [rep.spec.num_key_value_heads]
         d.add(not genai_wrong, "graph past inputs dim 1 vs genai_config num_key_value_heads", heads, [dec["num_key_value_heads"]],
-              "ONNX Runtime GenAI feeds caches with genai_config's num_key_value_heads; onnxruntime rejects any other size. "
-              "Fix: correct genai_config.json (or export again)")
+              "ONNX Runtime GenAI feeds caches with genai_config's num_key_value_heads; onnxruntime rejects any other size. " +
+              ("Fix: correct num_key_value_heads in genai_config.json" if graph_right else "The graph is the wrong side. Fix: export again"))
     share = gcfg.get("search", {}).get("past_present_share_buffer")
     d.add(True, "search.past_present_share_buffer", share, "", "one buffer of max_length (or window) positions is passed as past and "
           "written as present" if share else "past grows each step and present is a new tensor one token longer")
@@ -319,7 +324,7 @@ def _diagnose_export(d:Diagnosis, folder:Path):
         dim = 1 if dims[1] != rep.spec.num_key_value_heads else 3
         want = rep.spec.num_key_value_heads if dim == 1 else rep.spec.head_dim
         if isinstance(dims[dim], int):   # what onnxruntime would say when fed the spec's shape
-            x = explain_numbers(want, dims[dim], rep.spec, "onnxruntime", dim, bad.what, "runtime")
+            x = explain_numbers(want, dims[dim], rep.spec, "onnxruntime", dim, bad.what)   # which exporter made it is unknown: every fix
             if x.kind != "unmatched": d.explanation = x   # a size that is no field of the spec: check_kv's row says enough
     if d.explanation is None and genai_wrong and rep.spec and len(heads) == 1:   # the graph is right, genai_config would feed the wrong size
         x = explain_numbers(dec["num_key_value_heads"], heads[0], rep.spec, "onnxruntime", 1, rep.spec.kv_names("past")[0], "runtime")
