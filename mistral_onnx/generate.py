@@ -25,6 +25,7 @@ class GenStats:
     new_tokens:int=0
     prefill_s:float=0.0  # time to the first new token
     decode_s:float=0.0   # time for the remaining tokens
+    hit_context:bool=False # stopped because prompt + answer reached the model's context, not at max_new_tokens or EOS
     @property
     def tokens_per_s(self) -> float: return (self.new_tokens - 1) / self.decode_s if self.new_tokens > 1 and self.decode_s > 0 else 0.0
 
@@ -91,7 +92,7 @@ def stream_ids(self:OnnxLM, ids:list,
                                   "prompt with this model's tokenizer (`lm.encode` or `lm.chat_ids`).")
     if len(ids) >= self.context_length:
         raise GenerationError(f"The prompt has {len(ids)} tokens but the model's context is {self.context_length}. Fix: shorten the prompt.")
-    want = min(len(ids) + max_new_tokens, self.context_length)
+    want = min(len(ids) + max_new_tokens, self.context_length)   # answers stop at the context; `stats.hit_context` says so
     params = og.GeneratorParams(self.model)
     opts = dict(max_length=min(max(want, self.window), self.context_length), do_sample=do_sample)
     if do_sample: opts.update(temperature=temperature, top_k=top_k, top_p=top_p)
@@ -102,10 +103,10 @@ def stream_ids(self:OnnxLM, ids:list,
     t0 = time.perf_counter()
     def run(step, *a):   # an ONNX Runtime failure names the folder and the next step, not just og's internals
         try: return step(*a)
-        except Exception as e: raise CheckError(f"ONNX Runtime GenAI failed running {self.folder}: {str(e).splitlines()[0][:300]}. "
+        except Exception as e: raise CheckError(f"ONNX Runtime GenAI failed running {self.folder}: {' '.join(str(e).split())[:600]}. "
                                                 "Fix: run `mistral-onnx check` on the folder, or export again.") from None
     run(gen.append_tokens, ids)
-    n = len(ids)
+    n, eos = len(ids), False
     while not gen.is_done() and n < want:
         run(gen.generate_next_token)
         tok = int(gen.get_next_tokens()[0]); n += 1
@@ -113,8 +114,9 @@ def stream_ids(self:OnnxLM, ids:list,
         if st.new_tokens == 0: st.prefill_s = now - t0
         else: st.decode_s = now - t0 - st.prefill_s
         st.new_tokens += 1
-        if tok in self.eos: break
+        if tok in self.eos: eos = True; break
         yield tok
+    st.hit_context = not eos and st.new_tokens < max_new_tokens
 
 @patch
 def stream(self:OnnxLM, prompt:str,

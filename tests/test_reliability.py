@@ -46,7 +46,8 @@ def src_copy(tmp_path, name="src") -> Path:
 def export_fails(mode, src, out, *flags, **kw):
     """Run an export that must fail, via the CLI or the API; return (exit code or exception name, message).
     Asserts the source is unchanged and nothing is left behind."""
-    h = tree_hash(src) if Path(str(src)).is_dir() else None
+    src_dir = EMBEDDED_DIR if str(src) == "embedded" else Path(str(src))
+    h = tree_hash(src_dir) if src_dir.is_dir() else None
     if mode == "cli":
         p = cli("export", src, out, *flags, **kw)
         assert p.returncode != 0, p.stdout + p.stderr
@@ -60,7 +61,7 @@ def export_fails(mode, src, out, *flags, **kw):
             opts[k] = True if k in ("overwrite", "trust_remote_code") else next(it)
         with pytest.raises(KNOWN) as ei: export(src, out, **opts)
         res = (type(ei.value).__name__, str(ei.value))
-    if h is not None: assert tree_hash(src) == h, "the source folder was modified"
+    if h is not None: assert tree_hash(src_dir) == h, "the source folder was modified"
     return res
 
 def msg_of(res): return res[1]
@@ -468,6 +469,13 @@ def test_generate_max_new_tokens_below_one(n, exported):
     p = cli("generate", exported["fp32"], "reverse: abc", "--max-new-tokens", n)
     assert p.returncode == 2 and "max_new_tokens" in p.stderr and "Fix" in p.stderr, p.stderr
     with pytest.raises(GenerationError, match="max_new_tokens"): OnnxLM(exported["fp32"]).generate("reverse: abc", max_new_tokens=n)
+
+def test_answer_cut_at_context_is_reported(exported):
+    "A prompt that fits but leaves no room for its answer: the answer stops at the context, and the stats say so."
+    lm = OnnxLM(exported["fp32"])
+    lm.generate("reverse: " + "ab" * 25, max_new_tokens=64)
+    assert lm.stats.hit_context and lm.stats.new_tokens < 64
+    lm.generate("reverse: abc"); assert not lm.stats.hit_context
 
 def test_generate_ids_outside_vocab(exported):
     lm = OnnxLM(exported["fp32"])
