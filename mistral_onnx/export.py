@@ -139,17 +139,22 @@ def _run_logged(cmd, log, progress, cancel, stage_of, env=None, cwd=None):
     if cancel is not None and cancel.is_set(): raise Cancelled("Export cancelled; nothing was written.")
     return p.returncode, tail
 
-def _builder_stage(spec):
-    n = spec.num_hidden_layers
+def _builder_stage(spec, precision):
+    "Map the builder's log lines to stages: it reads the embedding, each layer, the head; saves; quantizes (int4/int8); writes genai_config."
+    n, quant = spec.num_hidden_layers, precision in ("int4", "int8")
     def stage_of(line):
         low = line.lower()
         if "reading embedding" in low: return ("convert", 0.0)
-        if "reading decoder layer" in low:
-            try: i = int(low.split("reading decoder layer")[1].split()[0])
+        if low.startswith("reading layer") or "reading decoder layer" in low:
+            try: i = int(low.split("layer")[1].split()[0])
             except (ValueError, IndexError): i = 0
             return ("convert", (i + 1) / (n + 1))
-        if "quantiz" in low: return ("quantize", 0.5)
-        if "saving onnx model" in low or "saving genai" in low: return ("write", 0.5)
+        if "reading lm head" in low: return ("convert", 1.0)
+        if "saving onnx model" in low: return ("quantize", 0.0) if quant else ("write", 0.0)
+        if quant and "complete quantization of /model/layers." in low:
+            try: return ("quantize", (int(low.split("/model/layers.")[1].split("/")[0]) + 1) / n)
+            except (ValueError, IndexError): return None
+        if "saving genai config" in low: return ("write", 0.5)
         return None
     return stage_of
 
@@ -169,7 +174,7 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
     if extra_options: cmd += ["--extra_options"] + [f"{k}={v}" for k, v in extra_options.items()]
     log("$ " + " ".join(cmd))
     progress("convert", 0.0, "model builder started")
-    rc, tail = _run_logged(cmd, log, progress, cancel, _builder_stage(spec), cwd=str(work))
+    rc, tail = _run_logged(cmd, log, progress, cancel, _builder_stage(spec, precision), cwd=str(work))
     if rc != 0 or not (tmp/"model.onnx").exists():
         full = next((l for l in tail if "No space left on device" in l or "Errno 28" in l), None)
         if full: raise ExportError(f"No space left on the disk holding {tmp.parent} while the model builder wrote the model "
@@ -259,6 +264,18 @@ def _swap_in(tmp:Path, out:Path):
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
     out.rename(old); tmp.rename(out); shutil.rmtree(old, ignore_errors=True)
 
+def _refuse_unsafe_out(src:Path, out:Path):
+    "Never write into the source, never replace a parent of it, and replace only a folder that is an export (or empty)."
+    s = Path(src).resolve(); o = out.resolve()
+    if o == s or s in o.parents or o in s.parents:
+        raise ExportError(f"The output {out} {'is' if o == s else 'is inside' if s in o.parents else 'contains'} the source model "
+                          f"folder {src}; mistral_onnx never modifies or replaces a source. Fix: choose an output folder outside it.")
+    if out.exists():
+        if not out.is_dir(): raise ExportError(f"{out} exists and is a file, not an export folder. Fix: choose another output folder.")
+        if any(out.iterdir()) and not ((out/"genai_config.json").exists() or (out/"export_report.json").exists()):
+            raise ExportError(f"{out} exists and is not an export folder (no genai_config.json), so --overwrite will not replace it. "
+                              "Fix: choose another output folder, or delete it yourself if it is really meant to go.")
+
 def _dir_bytes(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 def _command(source, out, route, precision, ep, overwrite):
@@ -292,6 +309,7 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
         if out.exists() and not overwrite:
             raise ExportError(f"{out} already exists. Fix: choose another folder, or pass overwrite=True (CLI: --overwrite); "
                               "the old folder is replaced only once the new export has passed its check.")
+    _refuse_unsafe_out(src, out)
     refuse_existing()
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ExportError(f"Cannot create {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
@@ -312,7 +330,7 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
         t1 = time.time()
         info = route_fn(src, spec, tmp, precision, execution_provider, log=log, progress=progress, cancel=cancel, work=work, **route_options)
         times["convert"] = time.time() - t1
-        progress("write", 0.0, "tokenizer, genai_config, report")
+        progress("write", 0.9, "tokenizer, genai_config, report")
         for f in src.iterdir():   # the source's own tokenizer files, unchanged: transformers and og must read the same
             if f.name.startswith(("tokenizer", "special_tokens_map")) or f.name in TOKENIZER_FILES or f.name == "chat_template.jinja":
                 shutil.copy2(f, tmp/f.name)
