@@ -45,7 +45,7 @@ def cache_step(model):   # a transformers causal LM
         def forward(self, input_ids, attention_mask, *past):
             cache = DynamicCache([(past[2*i], past[2*i+1]) for i in range(len(past) // 2)])
             return self.model(input_ids=input_ids, attention_mask=attention_mask, **{kw: cache}).logits
-    return CacheStep()
+    return CacheStep().eval()
 
 def step_args(spec:ModelSpec, past:list, new_tokens:int=1) -> tuple:
     "Arguments of `CacheStep` for `new_tokens` tokens after the cache `past`."
@@ -132,9 +132,9 @@ def _fixes(kind:str, spec:ModelSpec, graph_wrong:bool) -> dict:
                            "exported or run. Fix: pass the spec of that model (`ModelSpec.from_pretrained(folder)`), then explain again."}
     f["runtime"] = ("The graph itself declares the wrong size: export it again with an exporter that sizes the cache from the spec "
                     "(`mistral-onnx export SRC OUT --route builder`, or the fix for the exporter that made it)." if graph_wrong else
-                    f"The graph is right; the code feeding it builds the cache wrongly (for instance Olive's evaluator with an io_config "
-                    f"that says `\"kv_cache\": true`: see the Olive fix). Feed past_key_values of shape {shape}; ONNX Runtime GenAI "
-                    "does this from genai_config's num_key_value_heads and head_size (check those with `mistral-onnx check`).")
+                    f"The graph is right; the code feeding it builds the cache wrongly. Feed past_key_values of shape {shape}. ONNX Runtime "
+                    "GenAI takes the size from genai_config.json's num_key_value_heads and head_size (`mistral-onnx check` compares them); "
+                    "Olive's evaluator takes it from an io_config with `\"kv_cache\": true` (see explain(..., route='olive')).")
     return f
 
 def explain_numbers(got:int, expected:int,      # the two numbers of the error text
