@@ -91,18 +91,22 @@ def _spec_for(folder:Path, gcfg:dict) -> ModelSpec|None:
         except Exception: pass
     d = gcfg.get("model", {}).get("decoder", {})
     if not d: return None
-    return ModelSpec.from_config({"model_type": gcfg["model"].get("type", "mistral"), "num_hidden_layers": d["num_hidden_layers"],
+    try: return ModelSpec.from_config({"model_type": gcfg["model"].get("type", "mistral"), "num_hidden_layers": d["num_hidden_layers"],
         "num_attention_heads": d["num_attention_heads"], "num_key_value_heads": d["num_key_value_heads"],
         "head_dim": d["head_size"], "hidden_size": d["hidden_size"], "vocab_size": gcfg["model"].get("vocab_size", 1),
         "sliding_window": (d.get("sliding_window") or {}).get("window_size")})
+    except (KeyError, TypeError, ValueError): return None   # a field missing: the check reports "spec: none" and what to pass
 
 def read_genai_config(folder:Path) -> dict:
     "The folder's genai_config.json, or a `CheckError` that says how to get one."
     f = Path(folder)/"genai_config.json"
     if not f.exists(): raise CheckError(f"{folder} has no genai_config.json, which ONNX Runtime GenAI needs. Fix: export with mistral_onnx "
                                         "(every route writes one), or `mistral-onnx export --route ...` again.")
-    try: return json.loads(f.read_text())
+    try: g = json.loads(f.read_text())
     except json.JSONDecodeError as e: raise CheckError(f"{f} is not valid JSON ({e.msg}, line {e.lineno}). Fix: export again.") from None
+    if not isinstance(g, dict) or not isinstance(g.get("model"), dict) or not isinstance(g["model"].get("decoder", {}), dict):
+        raise CheckError(f"{f} is not a genai_config: it needs a \"model\" object with a \"decoder\" section. Fix: export again.")
+    return g
 
 def check_kv(folder:str|Path,          # an exported folder: model.onnx (+ .data), genai_config.json
              spec:ModelSpec|None=None  # the source model's spec; read from export_report.json when None
@@ -120,7 +124,10 @@ def check_kv(folder:str|Path,          # an exported folder: model.onnx (+ .data
         r.add((folder/loc).exists(), f"external data {loc}", "present" if (folder/loc).exists() else "missing", "present",
               "the weights live in this file; copy it beside the model or export again")
     if spec is None:
-        r.add(False, "spec", "none", "export_report.json or a spec", "pass the source model's spec: check_kv(folder, ModelSpec.from_pretrained(src))")
+        r.add(False, "spec", "none", "export_report.json or a spec",
+              "no export_report.json, and genai_config's decoder section lacks num_hidden_layers, num_attention_heads, "
+              "num_key_value_heads, head_size or hidden_size. Fix: export again with mistral_onnx, or in Python pass the "
+              "source model's spec: check_kv(folder, ModelSpec.from_pretrained(src))")
         return r
     names_in = dec.get("inputs", {}); names_out = dec.get("outputs", {})
     pk, pv = names_in.get("past_key_names", "past_key_values.%d.key"), names_in.get("past_value_names", "past_key_values.%d.value")

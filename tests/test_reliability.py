@@ -188,7 +188,14 @@ def _genai_disagrees(d):
     f = d/"genai_config.json"; g = json.loads(f.read_text())
     g["model"]["decoder"]["num_key_value_heads"] = 8; f.write_text(json.dumps(g))
 
+def _genai_not_config(d): (d/"genai_config.json").write_text("[1, 2]")
+def _genai_field_missing(d):
+    (d/"export_report.json").unlink()
+    f = d/"genai_config.json"; g = json.loads(f.read_text()); del g["model"]["decoder"]["head_size"]; f.write_text(json.dumps(g))
+
 BROKEN = {"corrupt_model_onnx": (_corrupt_onnx, "not a readable ONNX model"),
+          "genai_config_not_a_config": (_genai_not_config, "is not a genai_config"),
+          "genai_config_field_missing": (_genai_field_missing, "FAIL spec"),
           "missing_model_onnx": (_missing_onnx, "model.onnx does not exist"),
           "missing_data": (_missing_data, "model.onnx.data"),
           "genai_config_disagrees": (_genai_disagrees, "num_key_value_heads")}
@@ -247,6 +254,23 @@ def test_output_exists_refused(mode, exported, tmp_path):
     code, msg = export_fails(mode, "embedded", out)
     assert code in (2, "ExportError") and "already exists" in msg and "overwrite" in msg
     assert_nothing_left(out, old_hash=h)
+
+@pytest.mark.parametrize("mode", MODES)
+def test_overwrite_refuses_a_folder_that_is_not_an_export(mode, tmp_path):
+    "`--overwrite` on a user's own folder (here with a file in it) must not delete it."
+    out = tmp_path/"mine"; out.mkdir(); (out/"thesis.tex").write_text("years of work"); h = tree_hash(out)
+    code, msg = export_fails(mode, "embedded", out, "--overwrite")
+    assert code in (2, "ExportError") and "is not an export folder" in msg and "Fix" in msg
+    assert_nothing_left(out, old_hash=h)
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("where", ["same", "inside", "parent"])
+def test_output_in_or_over_the_source_refused(mode, where, tmp_path):
+    src = src_copy(tmp_path, "models/src")
+    out = {"same": src, "inside": src/"onnx", "parent": src.parent}[where]
+    code, msg = export_fails(mode, src, out, "--overwrite")
+    assert code in (2, "ExportError") and "never modifies or replaces a source" in msg and "Fix" in msg
+    assert sorted(x.name for x in src.parent.iterdir()) == ["src"] and not (src/"onnx").exists()
 
 def test_overwrite_replaces(exported, tmp_path):
     out = _copy_export(exported, tmp_path, "out")
