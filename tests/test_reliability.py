@@ -332,6 +332,24 @@ def test_signal_during_export(sig, tmp_path):
     assert list(tmpdir.iterdir()) == [], list(tmpdir.iterdir())          # the work folder is gone too
     assert tree_hash(src) == h
 
+def test_cancel_event_during_export_api(tmp_path, monkeypatch):
+    "The Python API's `cancel` event, set once the convert stage has started, as a widget's Cancel button does."
+    import threading, tempfile
+    tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    out = tmp_path/"o"; src = src_copy(tmp_path); h = tree_hash(src)
+    cancel, pids, started = threading.Event(), [], []
+    def press_cancel():                  # a user pressing Cancel while the builder runs
+        t0 = time.time()
+        while not pids and time.time() - t0 < 60: pids.extend(_find_builders(str(tmp_path))); time.sleep(0.05)
+        cancel.set()
+    def progress(stage, frac, msg):
+        if stage == "convert" and not started:
+            started.append(threading.Thread(target=press_cancel, daemon=True)); started[0].start()
+    with pytest.raises(Cancelled, match="cancelled"): export(src, out, progress=progress, cancel=cancel)
+    assert pids and not any(_alive(pid) for pid in pids)
+    assert_nothing_left(out)
+    assert list(tmpdir.iterdir()) == [] and tree_hash(src) == h
+
 def test_overwrite_interrupted_keeps_old(exported, tmp_path):
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir()
     out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
