@@ -18,7 +18,7 @@ from .diagnose import diagnose, DiagnoseError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'KNOWN_ERRORS', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo', 'cmd_diagnose', 'build_parser',
-           'main', 'cmd_doctor']
+           'main', 'cmd_doctor', 'cmd_validate', 'cmd_bench']
 
 # %% ../nbs/10_cli.ipynb #c005
 def cmd_export(a) -> int:
@@ -155,3 +155,47 @@ def _doctor_args(s):
     s.add_argument("--route", choices=sorted(ROUTES), default=None, help="exit 1 if this route cannot work here")
 
 COMMANDS["doctor"] = ("installed versions, execution providers, CUDA, and which export routes work here", _doctor_args, cmd_doctor)
+
+# %% ../nbs/10_cli.ipynb #vb002
+def cmd_validate(a) -> int:
+    "Compare an export with PyTorch; exit 1 if any phase fails."
+    from mistral_onnx.validate import validate
+    seqs = [tuple(int(x) for x in s.split(",")) for s in a.sequence] if a.sequence else None
+    r = validate(a.source, a.out, precision=a.precision, execution_provider=a.ep, sequences=seqs, decode_steps=a.decode_steps,
+                 runners=tuple(a.runner or ("graph", "genai")), accuracy_prompts=a.accuracy_prompts)
+    print(json.dumps(r.to_dict(), indent=1) if a.json else r)
+    return 0 if r.ok else 1
+
+def _validate_args(s):
+    s.add_argument("source", help="the PyTorch model: 'embedded', a model folder or a hub id")
+    s.add_argument("out", help="the exported folder")
+    s.add_argument("--precision", default=None, help="judge as this precision (default: the export's own)")
+    s.add_argument("--ep", default=None, choices=["cpu", "cuda"], help="execution provider (default: the export's own)")
+    s.add_argument("--sequence", action="append", metavar="PROMPT,STEPS", help="a prompt length and decode steps to compare (repeatable)")
+    s.add_argument("--decode-steps", type=int, default=64, help="decode steps of the first default sequence")
+    s.add_argument("--runner", action="append", choices=["graph", "genai"], help="compare only this runner (repeatable)")
+    s.add_argument("--accuracy-prompts", type=int, default=None, help="also score the reversal task on N prompts (embedded model)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+
+def cmd_bench(a) -> int:
+    "Side-by-side speed: table and ratios; optional plotly HTML and JSON."
+    from mistral_onnx.bench import bench
+    r = bench(a.source, a.out, runners=tuple(a.runner or ("ortgenai", "onnxruntime", "torch_cache", "torch_nocache")),
+              prompt_len=a.prompt_len, new_tokens=a.new_tokens, repeats=a.repeats, execution_provider=a.ep,
+              progress=print_progress if a.verbose else None)
+    print(r)
+    if a.json: Path(a.json).write_text(json.dumps(r.to_dict(), indent=1)); print(f"results written to {a.json}")
+    if a.html: r.figure().write_html(a.html, include_plotlyjs=True); print(f"chart written to {a.html}")
+    return 0
+
+def _bench_args(s):
+    s.add_argument("source", help="the PyTorch model: 'embedded', a model folder or a hub id")
+    s.add_argument("out", help="the exported folder")
+    s.add_argument("--runner", action="append", choices=["ortgenai", "onnxruntime", "torch_cache", "torch_nocache"], help="repeatable; default: all four")
+    s.add_argument("--prompt-len", type=int, default=None); s.add_argument("--new-tokens", type=int, default=None)
+    s.add_argument("--repeats", type=int, default=3); s.add_argument("--ep", default=None, choices=["cpu", "cuda"])
+    s.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON"); s.add_argument("--html", default=None, metavar="FILE", help="write the chart")
+    s.add_argument("-v", "--verbose", action="store_true", help="print progress")
+
+COMMANDS["validate"] = ("compare an export with the PyTorch model: prefill, cached decode, past the window; exit 1 on failure", _validate_args, cmd_validate)
+COMMANDS["bench"] = ("side-by-side speed: ORT GenAI, the graph, transformers with/without cache", _bench_args, cmd_bench)
