@@ -370,6 +370,12 @@ def test_overwrite_killed_keeps_old_and_next_export_cleans_up(exported, tmp_path
     r = export("embedded", out, overwrite=True)      # the next export cleans stale partials and the stale lock
     assert r.report["kv_check"]["ok"] and leftovers(out) == []
 
+def test_killed_mid_swap_old_folder_restored(exported, tmp_path):
+    "Where the atomic exchange is unavailable the old folder is renamed aside first; if the export dies right then, the next one puts it back."
+    out = tmp_path/"out"; aside = tmp_path/".out.old-999999"; shutil.copytree(exported["fp32"], aside); h = tree_hash(aside)
+    with pytest.raises(ExportError, match="already exists"): export("embedded", out)   # restored, then refused as usual
+    assert_nothing_left(out, old_hash=h)
+
 # read-only folder and a full disk: a real mount where permitted, else a failure injected at the file layer
 def _mount(target:Path, opts:str) -> bool:
     target.mkdir(parents=True, exist_ok=True)
