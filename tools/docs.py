@@ -325,8 +325,13 @@ def render(nb, fm:dict, rel:str, pages:dict, template_dir:Path) -> str:
     return body
 
 def _first(pages:dict, section:str) -> str|None:
-    for p in pages.values():
-        if p["section"] == section: return p["html"]
+    "The page the navbar links for a sidebar section: the section's first entry."
+    import yaml
+    for item in yaml.safe_load((NBS/"sidebar.yml").read_text())["website"]["sidebar"]["contents"]:
+        if isinstance(item, dict) and item.get("section") == section and item["contents"]:
+            first = item["contents"][0]
+            p = pages.get(first if isinstance(first, str) else first.get("href"))
+            if p: return p["html"]
     return None
 
 def _section_of(rel:str, sb:dict) -> str:
