@@ -11,7 +11,7 @@ from pathlib import Path
 from .spec import SpecError
 from .models import SourceError, task_words, task_prompt, task_score
 from .check import check_kv, CheckError
-from .export import export, ExportError, print_progress, ROUTES, PRECISIONS
+from .export import export, ExportError, Cancelled, print_progress, ROUTES, PRECISIONS
 from .generate import OnnxLM, GenerationError
 from .spec import ModelSpec
 from .diagnose import diagnose, DiagnoseError
@@ -135,6 +135,8 @@ def main(argv:list|None=None) -> int:
     "Entry point of the `mistral-onnx` console script."
     a = build_parser().parse_args(argv)
     try: return a.fn(a)
+    except Cancelled as e:                 # Ctrl-C or SIGTERM during an export: the shell's code for an interrupt
+        print(f"error: {e}", file=sys.stderr); return 130
     except KNOWN_ERRORS as e:
         print(f"error: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt:

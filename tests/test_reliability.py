@@ -325,7 +325,7 @@ def _start_and_signal(args, marker, sig, tmpdir, timeout=120):
 def test_signal_during_export(sig, tmp_path):
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); out = tmp_path/"o"; src = src_copy(tmp_path); h = tree_hash(src)
     p, so, se, pids = _start_and_signal(["export", src, out], str(tmp_path), sig, tmpdir)
-    assert p.returncode != 0 and "interrupted" in se and "Traceback" not in se, (p.returncode, se)
+    assert p.returncode == 130 and "interrupted" in se and "Traceback" not in se, (p.returncode, se)
     time.sleep(0.5)
     assert not any(_alive(pid) for pid in pids), "the builder subprocess outlived the export"
     assert_nothing_left(out)
@@ -354,7 +354,7 @@ def test_overwrite_interrupted_keeps_old(exported, tmp_path):
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir()
     out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
     p, so, se, pids = _start_and_signal(["export", "embedded", out, "--overwrite"], str(tmp_path), signal.SIGTERM, tmpdir)
-    assert p.returncode != 0 and "interrupted" in se
+    assert p.returncode == 130 and "interrupted" in se
     assert_nothing_left(out, old_hash=h)
 
 def test_overwrite_killed_keeps_old_and_next_export_cleans_up(exported, tmp_path):
