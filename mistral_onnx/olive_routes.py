@@ -61,7 +61,11 @@ def corrected_io_config(io_config:dict, # the user's io_config
     kv = dict(kv) if isinstance(kv, dict) else {}
     kv.update(num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_key_value_heads,
               hidden_size=spec.num_key_value_heads * spec.head_dim)
-    return {**io_config, "kv_cache": kv}
+    out = {**io_config, "kv_cache": kv}
+    axes = io_config.get("dynamic_axes")
+    if axes and not io_config.get("dynamic_shapes"):   # the dynamo exporter reads dynamic_shapes, and needs every input named
+        out["dynamic_shapes"] = {k: v for k, v in axes.items() if k in io_config.get("input_names", axes)}
+    return out
 
 def check_io_config(io_config:dict|None, # the io_config a user hands to OnnxConversion (None: Olive's automatic one)
                     spec:ModelSpec       # the model's spec
@@ -77,7 +81,7 @@ def check_io_config(io_config:dict|None, # the io_config a user hands to OnnxCon
                           f"KV heads: grouped-query attention). Olive's kv_cache=true sizes the cache from num_attention_heads. "
                           f"Fix: pass io_config={json.dumps(fixed)}, or leave io_config out (Olive's automatic one is right).")
 
-# %% ../nbs/03b_olive_routes.ipynb #c017
+# %% ../nbs/03b_olive_routes.ipynb #c018
 OLIVE_EPS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 def olive_workflow(model_path:Path,        # the (staged) Hugging Face model folder
@@ -93,7 +97,7 @@ def olive_workflow(model_path:Path,        # the (staged) Hugging Face model fol
             "engine": {"host": "local", "target": "local", "cache_dir": str(Path(work)/".olive-cache"),
                        "output_dir": str(Path(work)/"olive-output"), "log_severity_level": 1}}
 
-# %% ../nbs/03b_olive_routes.ipynb #c019
+# %% ../nbs/03b_olive_routes.ipynb #c020
 _OLIVE_MAIN = "import json, sys; from olive.workflows import run; run(json.load(open(sys.argv[1])), tempdir=sys.argv[2])"
 
 def _olive_stage(line):
@@ -135,7 +139,7 @@ def run_olive(workflow:dict,   # from `olive_workflow`
                           "Fix: report it, with the workflow in the log.")
     return found[0]
 
-# %% ../nbs/03b_olive_routes.ipynb #c021
+# %% ../nbs/03b_olive_routes.ipynb #c022
 def collect(model:Path,            # the ONNX model a tool wrote
             tmp:Path,              # the export folder
             genai_config:bool=False # also take the tool's genai_config.json
@@ -151,7 +155,7 @@ def collect(model:Path,            # the ONNX model a tool wrote
         shutil.copy2(d/"genai_config.json", Path(tmp)/"genai_config.json")
     return model.name
 
-# %% ../nbs/03b_olive_routes.ipynb #c023
+# %% ../nbs/03b_olive_routes.ipynb #c024
 FP32_ONLY = ("olive-optimum", "olive-onnx", "optimum")
 
 def _work(work):
@@ -166,7 +170,7 @@ def _precision(route, precision):
 
 def _genai_config(tmp, spec, src, filename, execution_provider):
     from mistral_onnx.torch_route import write_genai_config
-    write_genai_config(tmp, spec, tokenizer_dir=src, filename=filename, execution_provider=execution_provider)
+    write_genai_config(tmp, spec, None, src, filename=filename, execution_provider=execution_provider)
 
 def route_olive(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str, log, progress, cancel=None,
                 work:Path|None=None,   # scratch folder (Olive's cache, output and log)

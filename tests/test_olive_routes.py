@@ -27,7 +27,6 @@ GQA_BLIND = {"input_names": ["input_ids", "attention_mask", "position_ids"], "in
                               "attention_mask": {"0": "batch_size", "1": "total_sequence_length"},
                               "position_ids": {"0": "batch_size", "1": "sequence_length"}},
              "kv_cache": True}
-GQA_BLIND["dynamic_shapes"] = GQA_BLIND["dynamic_axes"]   # the dynamo exporter reads these
 
 def test_kv_cache_io_config_refused_with_the_fix(tmp_path):
     "A user io_config with kv_cache=true would size the cache from num_attention_heads: refused, corrected io_config offered."
