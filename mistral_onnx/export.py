@@ -103,12 +103,16 @@ def apply_runtime_options(gcfg:dict, execution_provider:str) -> dict:
     return gcfg
 
 # %% ../nbs/03_export.ipynb #c018
-def _die_with_parent():
-    "In the child, before exec: ask Linux to SIGKILL it if the export process dies (even by SIGKILL), so no orphan writes on."
+def _prctl():
     try:
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except Exception: pass                                             # not Linux: cancel and signals still stop it
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError): return None                     # not Linux: cancel and signals still stop the builder
+_PRCTL = _prctl()   # looked up here, in the parent: the child between fork and exec must not import or allocate
+
+def _die_with_parent():
+    "In the child, before exec: ask Linux to SIGKILL it if the export process dies (even by SIGKILL), so no orphan writes on."
+    if _PRCTL is not None: _PRCTL(1, 9)                                # PR_SET_PDEATHSIG, SIGKILL
 
 def _run_logged(cmd, log, progress, cancel, stage_of, env=None, cwd=None):
     "Run `cmd`, feeding each output line to `log` and `stage_of(line)` -> (stage, frac) to `progress`; honour `cancel`."
