@@ -17,7 +17,7 @@ from .check import check_kv, graph_io
 # %% auto #0
 __all__ = ['STAGES', 'PACKAGES', 'PRECISIONS', 'ROUTES', 'ExportError', 'Cancelled', 'versions', 'print_progress',
            'available_providers', 'check_target', 'builder_config', 'runtime_options', 'apply_runtime_options',
-           'route_builder', 'route_function', 'ExportResult', 'export']
+           'runtime_candidates', 'tune_runtime_options', 'route_builder', 'route_function', 'ExportResult', 'export']
 
 # %% ../nbs/03_export.ipynb #c006
 class ExportError(RuntimeError):
@@ -85,15 +85,15 @@ def builder_config(cfg:dict) -> dict:
 
 # %% ../nbs/03_export.ipynb #c015
 def runtime_options(execution_provider:str) -> dict:
-    "Session and provider options merged into genai_config's decoder section."
+    "Session and provider options merged into genai_config's decoder section: the defaults that measured fastest."
     if execution_provider == "cpu": return {"session_options": {"intra_op_num_threads": os.cpu_count() or 1}}
     if execution_provider == "cuda": return {"provider_options": {"cuda": {"enable_cuda_graph": "1"}}}
     return {}
 
-def apply_runtime_options(gcfg:dict, execution_provider:str) -> dict:
-    "Merge `runtime_options` into a genai_config dict."
+def apply_runtime_options(gcfg:dict, execution_provider:str, opts:dict|None=None) -> dict:
+    "Merge `opts` (default: `runtime_options(execution_provider)`) into a genai_config dict."
     so = gcfg["model"]["decoder"].setdefault("session_options", {})
-    opts = runtime_options(execution_provider)
+    opts = runtime_options(execution_provider) if opts is None else opts
     so.update(opts.get("session_options", {}))
     for name, po in opts.get("provider_options", {}).items():
         entries = so.setdefault("provider_options", [])
@@ -101,6 +101,64 @@ def apply_runtime_options(gcfg:dict, execution_provider:str) -> dict:
             if name in e: e[name].update(po); break
         else: entries.append({name: dict(po)})
     return gcfg
+
+# %% ../nbs/03_export.ipynb #rt001
+def runtime_candidates(execution_provider:str) -> list:
+    "Option sets worth measuring: thread counts on CPU, CUDA graph off/on on CUDA."
+    if execution_provider == "cpu":
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return [{"session_options": {"intra_op_num_threads": t}} for t in sorted({1, max(1, n // 2), n})]
+    if execution_provider == "cuda": return [{"provider_options": {"cuda": {"enable_cuda_graph": v}}} for v in ("0", "1")]
+    return [{}]
+
+def tune_runtime_options(folder:str|Path,            # a finished export
+                         execution_provider:str|None=None, # None: the export's own
+                         candidates:list|None=None,  # option sets; None: `runtime_candidates`
+                         prompt_len:int=16, new_tokens:int=32, repeats:int=3) -> dict:
+    "Measure each candidate's decode speed on this export, write the fastest correct one into genai_config.json; return the measurement."
+    import onnxruntime_genai as og, statistics
+    folder = Path(folder)
+    rpath, gpath = folder/"export_report.json", folder/"genai_config.json"
+    report = json.loads(rpath.read_text()) if rpath.exists() else {}
+    ep = execution_provider or report.get("execution_provider") or "cpu"
+    cands = candidates or runtime_candidates(ep)
+    base = json.loads(gpath.read_text())
+    ctx = base["model"].get("context_length") or base["search"]["max_length"]
+    win = ((base["model"]["decoder"].get("sliding_window") or {}).get("window_size")) or 0
+    prompt_len = min(prompt_len, ctx // 4); new_tokens = min(new_tokens, ctx - prompt_len - 1)
+    ids = list(range(3, 3 + prompt_len))
+    work = Path(tempfile.mkdtemp(prefix="mo-tune-"))
+    try:
+        models = []
+        for i, c in enumerate(cands):
+            d = work/str(i); d.mkdir()
+            for f in folder.iterdir():
+                if f.name != "genai_config.json": (d/f.name).symlink_to(f.resolve())
+            (d/"genai_config.json").write_text(json.dumps(apply_runtime_options(json.loads(json.dumps(base)), ep, c), indent=2))
+            models.append(og.Model(str(d)))
+        def run(m):
+            p = og.GeneratorParams(m)
+            total = prompt_len + new_tokens
+            p.set_search_options(max_length=min(max(total, win), ctx), min_length=total, do_sample=False)
+            g = og.Generator(m, p); g.append_tokens(ids); g.generate_next_token(); toks = [int(g.get_next_tokens()[0])]
+            t = time.perf_counter()
+            for _ in range(new_tokens - 1): g.generate_next_token(); toks.append(int(g.get_next_tokens()[0]))
+            return (new_tokens - 1) / (time.perf_counter() - t), toks
+        for m in models: run(m)                                   # warm-up
+        speeds, tokens = [[] for _ in cands], [None] * len(cands)
+        for _ in range(repeats):
+            for i, m in enumerate(models):
+                s, tokens[i] = run(m); speeds[i].append(s)
+        del models
+    finally: shutil.rmtree(work, ignore_errors=True)
+    rows = [{"options": c, "decode_tok_s": statistics.median(s), "runs": [round(x, 1) for x in s], "same_tokens": tokens[i] == tokens[0]}
+            for i, (c, s) in enumerate(zip(cands, speeds))]
+    best = max((r for r in rows if r["same_tokens"]), key=lambda r: r["decode_tok_s"])
+    gpath.write_text(json.dumps(apply_runtime_options(base, ep, best["options"]), indent=2))
+    result = {"execution_provider": ep, "prompt_len": prompt_len, "new_tokens": new_tokens, "repeats": repeats,
+              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus", "candidates": rows, "chosen": best["options"]}
+    if rpath.exists(): rpath.write_text(json.dumps({**report, "runtime_options": best["options"], "runtime_tuning": result}, indent=1))
+    return result
 
 # %% ../nbs/03_export.ipynb #c018
 def _prctl():
