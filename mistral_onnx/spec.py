@@ -63,7 +63,7 @@ class ModelSpec:
                             f"causal LMs with a KV cache: {', '.join(DECODER_TYPES)}. Fix: point to a Mistral-class checkpoint.")
         L = _need(cfg, "num_hidden_layers", where); H = _need(cfg, "num_attention_heads", where)
         hidden = _need(cfg, "hidden_size", where)
-        kv = cfg.get("num_key_value_heads") or H   # absent: multi-head attention, as transformers reads it
+        kv = cfg.get("num_key_value_heads") or H   # absent: multi-head attention (Llama's reading; see below)
         if H % kv: raise SpecError(f"config.json {where}: num_attention_heads={H} is not a multiple of num_key_value_heads={kv}; "
                                    "grouped-query attention needs whole groups. Fix: correct one of the two.")
         hd = cfg.get("head_dim") or hidden // H     # the one place the head size is derived
