@@ -24,7 +24,7 @@ __all__ = ['COMMANDS', 'KNOWN_ERRORS', 'cmd_export', 'cmd_check', 'cmd_generate'
 def cmd_export(a) -> int:
     "Export a model; print progress by stage and the KV check."
     r = export(a.source, a.out, route=a.route, precision=a.precision, execution_provider=a.ep, overwrite=a.overwrite,
-               trust_remote_code=a.trust_remote_code, progress=print_progress,
+               trust_remote_code=a.trust_remote_code, progress=print_progress, tune=a.tune,
                log=(lambda s: print("   ", s, flush=True)) if a.verbose else None)
     print(f"exported {a.source} -> {r.out} ({r.report['bytes']/1e6:.1f} MB, {r.report['seconds']:.1f} s)")
     print(check_kv(r.out))
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ep", default="cpu", choices=sorted(PRECISIONS), help="execution provider")
     e.add_argument("--overwrite", action="store_true", help="replace OUT once the new export has passed its check")
     e.add_argument("--trust-remote-code", action="store_true", help="allow models whose code lives in their repository")
+    e.add_argument("--tune", action="store_true", help="measure runtime options (threads / CUDA graph) and keep the fastest correct one")
     e.add_argument("-v", "--verbose", action="store_true", help="print the exporter's log")
     e.set_defaults(fn=cmd_export)
     c = sub.add_parser("check", help="KV check of an exported folder")

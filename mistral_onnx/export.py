@@ -353,6 +353,7 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
            progress=None,                   # callback (stage, fraction, message); None prints nothing
            log=None,                        # callback for each log line; None drops them
            cancel:threading.Event|None=None,# set it to stop the export
+           tune:bool=False,                 # measure `runtime_candidates` on the export and keep the fastest correct one (loads the model once per candidate)
            **route_options                  # passed to the route
           ) -> ExportResult:
     "Export `source` to an ONNX folder with a KV cache that ONNX Runtime GenAI runs."
@@ -413,6 +414,10 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
                   "route_info": {k: (v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)) for k, v in (info or {}).items()},
                   "command": _command(source, out, route, precision, execution_provider, overwrite)}
         (tmp/"export_report.json").write_text(json.dumps(report, indent=1))
+        if tune:
+            progress("check", 0.5, "measuring runtime options")
+            tune_runtime_options(tmp, execution_provider)
+            report = json.loads((tmp/"export_report.json").read_text())
         _swap_in(tmp, out)
         progress("check", 1.0, f"done in {report['seconds']:.1f} s")
         return ExportResult(out, report)
