@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="mistral-onnx-demo", help="where to export (replaced if present)")
     d.add_argument("--precision", default="fp32", choices=["fp32", "int4", "int8"])
     d.add_argument("--ep", default="cpu", choices=sorted(PRECISIONS))
-    d.add_argument("-n", type=int, default=200, help="held-out prompts to score")
+    d.add_argument("-n", type=int, default=500, help="held-out prompts to score (the 500 the training notebook scored)")
     d.add_argument("--min-accuracy", type=float, default=0.99, help="exit 1 below this accuracy")
     d.set_defaults(fn=cmd_demo)
     dg = sub.add_parser("diagnose", help="explain cache shape problems of a model folder, an export or an Olive workflow config")
