@@ -48,6 +48,6 @@ def test_failures_name_cause_and_fix(exported, tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == []
 
 def test_demo(tmp_path):
-    p = cli("demo", "--out", tmp_path/"demo", "-n", "50", cwd=tmp_path)
+    p = cli("demo", "--out", tmp_path/"demo", cwd=tmp_path)   # the 500 held-out prompts; exits 1 below 99%
     assert p.returncode == 0, p.stdout + p.stderr
     assert "KV check" in p.stdout and "PASS" in p.stdout and "accuracy" in p.stdout

@@ -10,6 +10,7 @@ def test_readme_in_sync():
 def test_package_is_exported_notebooks(tmp_path):
     shutil.copy(ROOT/"pyproject.toml", tmp_path); shutil.copytree(ROOT/"nbs", tmp_path/"nbs")
     shutil.copytree(ROOT/"mistral_onnx"/"embedded", tmp_path/"mistral_onnx"/"embedded")   # data, not exported code
+    shutil.copy(ROOT/"mistral_onnx"/"__init__.py", tmp_path/"mistral_onnx")                   # holds __version__
     subprocess.run([str(Path(sys.executable).parent/"nbdev-export")], cwd=tmp_path, check=True, capture_output=True)
     diff = filecmp.dircmp(ROOT/"mistral_onnx", tmp_path/"mistral_onnx", ignore=["__pycache__"])
     stale = [f for f in diff.left_only if f.endswith(".py")]
