@@ -359,8 +359,8 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
     "Export `source` to an ONNX folder with a KV cache that ONNX Runtime GenAI runs."
     progress = progress or (lambda *a: None); log = log or (lambda s: None)
     route_fn = route_function(route)
-    from mistral_onnx.doctor import require   # doctor builds on this module, so it is imported here, not at the top
-    require(route)                            # a route that cannot work with the installed versions fails now, with doctor's reason
+    from mistral_onnx.doctor import require, FIXES   # doctor builds on this module, so it is imported here, not at the top
+    if route in FIXES: require(route)   # a route that cannot work with the installed versions fails now, with doctor's reason
     check_target(precision, execution_provider)
     if trust_remote_code and route_fn is route_builder:   # the builder refuses repository code unless told (hf_remote)
         route_options["extra_options"] = {**(route_options.get("extra_options") or {}), "hf_remote": "true"}
