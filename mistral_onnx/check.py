@@ -12,7 +12,7 @@ from pathlib import Path
 from .spec import ModelSpec
 
 # %% auto #0
-__all__ = ['CheckError', 'graph_io', 'Finding', 'KVReport', 'read_genai_config', 'check_kv']
+__all__ = ['CheckError', 'graph_io', 'Finding', 'Findings', 'KVReport', 'read_genai_config', 'check_kv']
 
 # %% ../nbs/04_check.ipynb #c006
 class CheckError(RuntimeError):
@@ -46,19 +46,21 @@ class Finding:
     expected:str="" # what the spec says
     note:str=""    # why it matters, or the fix
 
-@dataclass
-class KVReport:
-    "Everything `check_kv` found about an exported folder."
-    folder:Path
-    spec:ModelSpec|None
-    findings:list=field(default_factory=list)
-    io:dict|None=None
-
+class Findings:
+    "What a report made of `Finding`s can say: passed or not, which failed; `add` records one more. Subclasses hold `findings`."
     @property
     def ok(self) -> bool: return all(f.ok for f in self.findings)
     @property
     def errors(self) -> list: return [f for f in self.findings if not f.ok]
     def add(self, ok, what, found="", expected="", note=""): self.findings.append(Finding(ok, what, str(found), str(expected), note))
+
+@dataclass
+class KVReport(Findings):
+    "Everything `check_kv` found about an exported folder."
+    folder:Path
+    spec:ModelSpec|None
+    findings:list=field(default_factory=list)
+    io:dict|None=None
 
     def __str__(self):
         head = f"KV check of {self.folder}: " + ("PASS" if self.ok else f"FAIL ({len(self.errors)} problem(s))")

@@ -10,7 +10,7 @@ import json, re
 from dataclasses import dataclass, field
 from pathlib import Path
 from .spec import ModelSpec, SpecError
-from .check import check_kv, graph_io, read_genai_config, Finding, CheckError
+from .check import check_kv, graph_io, read_genai_config, Finding, Findings, CheckError
 from .kv_cache import cache_kwarg
 
 # %% auto #0
@@ -242,7 +242,7 @@ _INFO = ("attention", "cache shape per layer", "head_dim", "search.past_present_
 "Rows that describe the model rather than check it: their notes are printed even when they pass"
 
 @dataclass
-class Diagnosis:
+class Diagnosis(Findings):
     "Everything `diagnose` found about a path."
     path:Path
     kind:str                      # "model folder", "exported folder" or "olive workflow config"
@@ -251,11 +251,6 @@ class Diagnosis:
     explanation:Explanation|None=None  # of the first cache mismatch
     fixed:dict|None=None          # the workflow config with a corrected io_config (Olive configs only)
 
-    @property
-    def ok(self) -> bool: return all(f.ok for f in self.findings)
-    @property
-    def errors(self) -> list: return [f for f in self.findings if not f.ok]
-    def add(self, ok, what, found="", expected="", note=""): self.findings.append(Finding(ok, what, str(found), str(expected), note))
 
     def _rows(self):
         "Failures first, then what the spec says, then the passed checks with cache tensors folded into one row."
