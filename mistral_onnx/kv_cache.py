@@ -13,10 +13,133 @@ from .spec import ModelSpec, kv_cache_bytes
 from .check import graph_io, read_genai_config
 
 # %% auto #0
-__all__ = ['toy_attention', 'attend', 'decode', 'cache_kwarg', 'torch_token_times', 'og_token_times', 'with_mha', 'kv_memory',
-           'kv_memory_table', 'CacheIO', 'cache_io', 'og_cache_shapes']
+__all__ = ['Diagram', 'gqa_diagram', 'kv_layout_diagram', 'kv_loop_diagram', 'window_diagram', 'toy_attention', 'attend',
+           'decode', 'cache_kwarg', 'torch_token_times', 'og_token_times', 'with_mha', 'kv_memory', 'kv_memory_table',
+           'CacheIO', 'cache_io', 'og_cache_shapes']
 
 # %% ../nbs/01_kv_cache.ipynb #c008
+@dataclass
+class Diagram:
+    "An SVG drawing with the counts it was drawn from, shown inline by Jupyter."
+    svg:str          # the SVG document
+    counts:dict      # what was drawn: name -> number of shapes, for tests and captions
+
+    def _repr_svg_(self): return self.svg
+    def save(self, path:str|Path) -> Path:
+        "Write the SVG to `path` (for slides or a README)."
+        p = Path(path); p.write_text(self.svg); return p
+
+_PAL = dict(q="#4e79a7", kv="#f28e2b", v="#e15759", win="#59a14f", off="#d9d9d9", ink="#222", mute="#666", bg="#ffffff")
+
+def _esc(s) -> str: return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _rect(x, y, w, h, fill, cls="", rx=3, stroke="none"): return f'<rect class="{cls}" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{rx}" fill="{fill}" stroke="{stroke}"/>'
+def _text(x, y, s, size=13, anchor="middle", fill=_PAL["ink"], weight="normal"):
+    return f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" font-weight="{weight}">{_esc(s)}</text>'
+def _line(x1, y1, x2, y2, color, cls="", width=1.2, arrow=False):
+    return (f'<line class="{cls}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}" stroke-width="{width}"'
+            + (' marker-end="url(#arrow)"' if arrow else "") + "/>")
+
+def _svg(w:int, h:int, title:str, body:list) -> str:
+    "An SVG document that scales to its container (viewBox), with a title for screen readers and a white card behind it."
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" style="max-width:{w}px" role="img" '
+            f'font-family="system-ui, sans-serif"><title>{_esc(title)}</title>'
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+            f'<path d="M0,0 L10,5 L0,10 z" fill="{_PAL["mute"]}"/></marker></defs>'
+            f'<rect x="0" y="0" width="{w}" height="{h}" rx="8" fill="{_PAL["bg"]}"/>' + "".join(body) + "</svg>")
+
+# %% ../nbs/01_kv_cache.ipynb #c010
+def gqa_diagram(spec:ModelSpec # the model whose heads are drawn
+               ) -> Diagram:   # one box per head, one line per query head
+    "Query heads (top) joined to the key/value head each one reads (bottom): grouped-query attention."
+    H, KV = spec.num_attention_heads, spec.num_key_value_heads
+    W, pad = 760, 30
+    qw = (W - 2*pad) / H; kw = (W - 2*pad) / KV
+    body = [_text(W/2, 24, f"{H} query heads share {KV} key/value heads ({H // KV} each): the cache holds {KV} heads per layer", 14, weight="bold")]
+    for i in range(H):                        # query head i reads key/value head i // (H // KV)
+        j = i // (H // KV)
+        body.append(_line(pad + (i + .5)*qw, 76, pad + (j + .5)*kw, 150, _PAL["mute"], "link"))
+    body += [_rect(pad + i*qw + 1, 50, qw - 2, 26, _PAL["q"], "q") for i in range(H)]
+    body += [_rect(pad + j*kw + 3, 150, kw - 6, 30, _PAL["kv"], "kv") for j in range(KV)]
+    body += [_text(pad + (j + .5)*kw, 170, f"KV {j}", 12, fill="#fff") for j in range(KV)]
+    body += [_text(pad, 44, f"query heads (num_attention_heads = {H})", 12, "start", _PAL["mute"]),
+             _text(pad, 200, f"key/value heads (num_key_value_heads = {KV}), head_dim = {spec.head_dim}", 12, "start", _PAL["mute"])]
+    return Diagram(_svg(W, 212, f"Grouped-query attention: {H} query heads, {KV} key/value heads", body), dict(query=H, kv=KV, links=H))
+
+# %% ../nbs/01_kv_cache.ipynb #c013
+def kv_layout_diagram(spec:ModelSpec,  # the model whose cache is drawn
+                      tokens:int=12,   # cached tokens drawn (columns)
+                      batch:str="batch" # label of the batch dimension
+                     ) -> Diagram:     # one slab per key/value head
+    "The layout of `past_key_values.{i}.key`: per key/value head, one column of `head_dim` numbers per token."
+    KV, d, L = spec.num_key_value_heads, spec.head_dim, spec.num_hidden_layers
+    W, H0 = 760, 310
+    dx, dy = 14, 12                          # offset of each slab behind the one in front
+    cw = min(26, (W - 220 - KV*dx) / tokens); ch = 140
+    x0, y0 = 130, 80 + KV*dy
+    body = [_text(W/2, 24, f"past_key_values.{{i}}.key and .value: [{batch}, {KV}, sequence, {d}]", 14, weight="bold"),
+            _text(W/2, 44, f"one key and one value tensor per layer ({L} layers); below, one of them for one sequence", 12, fill=_PAL["mute"])]
+    for h in reversed(range(KV)):            # back slabs first
+        x, y = x0 + h*dx, y0 - h*dy
+        body.append(_rect(x, y, tokens*cw, ch, _PAL["kv"] if h == 0 else "#f7c08a", "head", rx=2, stroke="#fff"))
+        if h == 0: body += [_line(x + t*cw, y, x + t*cw, y + ch, "#fff", "token") for t in range(1, tokens)]
+    body += [_text(x0 + tokens*cw/2, y0 + ch + 20, f"front: key/value head 0; sequence: one column per cached token ({tokens} drawn)", 12, fill=_PAL["mute"]),
+             _text(x0 - 10, y0 + ch/2, f"head_dim = {d}", 12, "end", _PAL["mute"]),
+             _text(x0 + KV*dx + tokens*cw + 12, y0 - KV*dy + 10, f"{KV} key/value heads", 12, "start", _PAL["mute"]),
+]
+    return Diagram(_svg(W, H0 + KV*dy - 40, f"Cache tensor layout [{batch}, {KV}, sequence, {d}]", body), dict(heads=KV, tokens=tokens))
+
+# %% ../nbs/01_kv_cache.ipynb #c016
+def kv_loop_diagram(spec:ModelSpec,  # the model whose graph is drawn
+                    shown:int=2      # layers drawn at each end; the rest are elided
+                   ) -> Diagram:     # one input box, output box and feedback arrow per drawn layer and kind
+    "The exported graph's cache inputs and outputs, and the step-to-step loop that joins them."
+    L, KV, d = spec.num_hidden_layers, spec.num_key_value_heads, spec.head_dim
+    layers = list(range(L)) if L <= 2*shown else list(range(shown)) + [None] + list(range(L - shown, L))
+    names = [(i, k) for i in layers for k in (("key", "value") if i is not None else (None,))]
+    W, rh = 760, 24
+    H0 = 110 + len(names)*rh
+    body = [_text(W/2, 24, f"Each step: {2*L} cache inputs in, {2*L} cache outputs out, each [batch, {KV}, sequence, {d}]", 14, weight="bold"),
+            _rect(300, 50, 160, H0 - 80, _PAL["q"], "graph", rx=6), _text(380, 50 + (H0 - 80)/2, "decoder graph", 14, fill="#fff"),
+            _text(380, 50 + (H0 - 80)/2 + 18, "input_ids, attention_mask", 11, fill="#fff")]
+    for r, (i, k) in enumerate(names):
+        y = 58 + r*rh
+        if i is None: body += [_text(150, y + 15, "⋮", 16), _text(610, y + 15, "⋮", 16)]; continue
+        body += [_rect(40, y, 220, rh - 4, _PAL["kv"], "past"), _text(150, y + 15, f"past_key_values.{i}.{k}", 12, fill="#fff"),
+                 _rect(500, y, 220, rh - 4, _PAL["win"], "present"), _text(610, y + 15, f"present.{i}.{k}", 12, fill="#fff"),
+                 _line(260, y + 10, 298, y + 10, _PAL["mute"], arrow=True), _line(462, y + 10, 498, y + 10, _PAL["mute"], arrow=True)]
+    yb = H0 - 22
+    body += [f'<path class="loop" d="M 720 {H0 - 40} C 760 {yb + 14}, 740 {yb + 14}, 610 {yb + 14} L 150 {yb + 14} '
+             f'C 20 {yb + 14}, 0 {yb}, 40 {H0 - 40}" fill="none" stroke="{_PAL["mute"]}" stroke-width="1.5" stroke-dasharray="5 4" marker-end="url(#arrow)"/>',
+             _text(380, yb + 8, "next step: each present.{i}.{kind} is passed back as past_key_values.{i}.{kind}", 12, fill=_PAL["mute"])]
+    return Diagram(_svg(W, H0 + 6, f"Decode loop over {L} layers' cache", body), dict(layers=L, drawn=sum(i is not None for i, _ in names)))
+
+# %% ../nbs/01_kv_cache.ipynb #c019
+def window_diagram(spec:ModelSpec,     # the model; its sliding_window is drawn
+                   tokens:int|None=None, # sequence length drawn (default: 2.5 windows)
+                   max_cells:int=40    # at most this many cells per row; a cell then stands for several tokens
+                  ) -> Diagram:        # the two caches, cell by cell
+    "A full-length cache masked by the sliding window (top) and a window-long ring cache (bottom) after `tokens` tokens."
+    win = spec.sliding_window
+    if not win: raise ValueError(f"this model has no sliding window (sliding_window = {win}); every token attends to all earlier ones, so there is no ring to draw.")
+    tokens = tokens or int(win * 2.5)
+    per = -(-max(tokens, win) // max_cells)              # tokens per cell
+    n, nw = -(-tokens // per), -(-win // per)
+    W = 760; cw = (W - 80) / max_cells
+    body = [_text(W/2, 24, f"After {tokens:,} tokens with a {win:,}-token window" + (f" (one cell = {per} tokens)" if per > 1 else ""), 14, weight="bold"),
+            _text(40, 56, f"full-length cache: {tokens:,} tokens kept, all but the last {win:,} masked", 12, "start", _PAL["mute"])]
+    for c in range(n):
+        inside = c >= n - nw
+        body.append(_rect(40 + c*cw + 1, 64, cw - 2, 26, _PAL["win"] if inside else _PAL["off"], "full-in" if inside else "full-masked", 2))
+    newest = (tokens - 1) % win // per
+    body.append(_text(40, 122, f"ring cache: {win:,} slots, token t written to slot t % {win:,}; the newest (dark) overwrote token {tokens - 1 - win:,}" if tokens > win else
+                      f"ring cache: {win:,} slots, token t written to slot t % {win:,}", 12, "start", _PAL["mute"]))
+    for c in range(nw):
+        body.append(_rect(40 + c*cw + 1, 130, cw - 2, 26, "#2e6b2a" if c == newest else _PAL["win"], "ring-newest" if c == newest else "ring", 2))
+    body.append(_text(40 + nw*cw + 8, 148, "↺ wraps", 12, "start", _PAL["mute"]))
+    return Diagram(_svg(W, 176, f"Sliding window {win}: ring cache vs full-length cache", body),
+                   dict(window=win, tokens=tokens, per_cell=per, full=n, masked=n - nw, ring=nw))
+
+# %% ../nbs/01_kv_cache.ipynb #c022
 def toy_attention(hidden:int=32,      # width of the residual stream
                   n_heads:int=4,      # query heads
                   n_kv_heads:int=2,   # key/value heads (n_heads must be a multiple)
@@ -56,7 +179,7 @@ def attend(x,             # new rows [n, hidden]
     p = s.masked_fill(future, float("-inf")).softmax(-1)
     return _mm(p, vv, work).transpose(0, 1).reshape(n, H * d), (k, v)
 
-# %% ../nbs/01_kv_cache.ipynb #c010
+# %% ../nbs/01_kv_cache.ipynb #c024
 def decode(x,               # the sequence [T, hidden]
            w:dict,          # weights from `toy_attention`
            use_cache:bool   # keep keys and values between steps?
@@ -71,7 +194,7 @@ def decode(x,               # the sequence [T, hidden]
         outs.append(o[-1]); works.append(work[0])
     return torch.stack(outs), works
 
-# %% ../nbs/01_kv_cache.ipynb #c019
+# %% ../nbs/01_kv_cache.ipynb #c033
 def cache_kwarg(model) -> str:
     "The forward argument that takes the cache: `cache` in transformers 5.2x, `past_key_values` before."
     import inspect
@@ -130,7 +253,7 @@ def og_token_times(folder:str|Path,        # an exported folder
         out = np.stack([np.asarray(gen.get_sequence(b))[ids.shape[1]:] for b in range(ids.shape[0])])
     return best, out
 
-# %% ../nbs/01_kv_cache.ipynb #c027
+# %% ../nbs/01_kv_cache.ipynb #c041
 def with_mha(spec:ModelSpec) -> ModelSpec:
     "The same model with multi-head attention: one key/value head per query head (what grouped-query attention saves)."
     return replace(spec, num_key_value_heads=spec.num_attention_heads)
@@ -147,7 +270,7 @@ def kv_memory(spec:ModelSpec,     # the model
         out[f"grouped-query, {spec.sliding_window}-token window"] = [kv_cache_bytes(spec, n, batch, dtype, windowed=True) for n in seq_lens]
     return out
 
-# %% ../nbs/01_kv_cache.ipynb #c032
+# %% ../nbs/01_kv_cache.ipynb #c046
 def kv_memory_table(spec:ModelSpec, seq_lens:list, batches:list, dtype:str="fp16") -> str:
     "Markdown table of cache GiB for each layout, length and batch size."
     rows = ["| layout | batch | " + " | ".join(f"{n:,} tokens" for n in seq_lens) + " |", "|---|---|" + "---|" * len(seq_lens)]
@@ -156,7 +279,7 @@ def kv_memory_table(spec:ModelSpec, seq_lens:list, batches:list, dtype:str="fp16
             rows.append(f"| {name} | {b} | " + " | ".join(f"{y / 2**30:.3g}" for y in ys) + " |")
     return "\n".join(rows)
 
-# %% ../nbs/01_kv_cache.ipynb #c037
+# %% ../nbs/01_kv_cache.ipynb #c051
 @dataclass
 class CacheIO:
     "The cache tensors of an exported graph and genai_config's buffer setting."
@@ -178,7 +301,7 @@ def cache_io(folder:str|Path) -> CacheIO:
             for n, (t, dims) in io[kind].items() if n.startswith(pre)]
     return CacheIO(folder, rows, gcfg.get("search", {}).get("past_present_share_buffer"))
 
-# %% ../nbs/01_kv_cache.ipynb #c042
+# %% ../nbs/01_kv_cache.ipynb #c056
 def og_cache_shapes(folder:str|Path,   # an exported folder
                     prompt_ids:list,   # one prompt's token ids
                     steps:int=8        # tokens to generate
