@@ -10,33 +10,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from .spec import ModelSpec
+from .folder import ExportFolder, CheckError, graph_io, read_genai_config
 
 # %% auto #0
-__all__ = ['CheckError', 'graph_io', 'Finding', 'Findings', 'KVReport', 'read_genai_config', 'check_kv']
+__all__ = ['Finding', 'Findings', 'KVReport', 'check_kv']
 
-# %% ../nbs/04_check.ipynb #c006
-class CheckError(RuntimeError):
-    "An exported folder that cannot be used; the message names the file or tensor and the fix."
-
-def _dims(vi):
-    t = vi.type.tensor_type
-    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim)
-
-def graph_io(model_path:str|Path) -> dict:
-    "Inputs and outputs of an ONNX graph as {name: (elem_type, dims)}, read without the weights."
-    import onnx
-    p = Path(model_path)
-    if not p.exists(): raise CheckError(f"{p} does not exist. Fix: export again (the folder is incomplete).")
-    try: m = onnx.load(str(p), load_external_data=False)
-    except Exception as e: raise CheckError(f"{p} is not a readable ONNX model ({type(e).__name__}). It is corrupt or truncated. Fix: export again.") from None
-    typ = lambda vi: onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower()
-    return {"inputs": {vi.name: (typ(vi), _dims(vi)) for vi in m.graph.input},
-            "outputs": {vi.name: (typ(vi), _dims(vi)) for vi in m.graph.output},
-            "external_data": sorted({e.value for t in m.graph.initializer for e in t.external_data if e.key == "location"}),
-            "ops": sorted({n.op_type for n in m.graph.node}),
-            "window": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "local_window_size"})}
-
-# %% ../nbs/04_check.ipynb #c008
+# %% ../nbs/04_check.ipynb #c007
 @dataclass
 class Finding:
     "One check: what was looked at, what was found, what was expected."
@@ -85,58 +64,32 @@ class KVReport(Findings):
         if not self.ok: raise CheckError(str(self))
         return self
 
-# %% ../nbs/04_check.ipynb #c010
-def _spec_for(folder:Path, gcfg:dict) -> ModelSpec|None:
-    rep = folder/"export_report.json"
-    if rep.exists():
-        try: return ModelSpec.from_config(json.loads(rep.read_text())["source_config"])
-        except Exception: pass
-    d = gcfg.get("model", {}).get("decoder", {})
-    if not d: return None
-    try: return ModelSpec.from_config({"model_type": gcfg["model"].get("type", "mistral"), "num_hidden_layers": d["num_hidden_layers"],
-        "num_attention_heads": d["num_attention_heads"], "num_key_value_heads": d["num_key_value_heads"],
-        "head_dim": d["head_size"], "hidden_size": d["hidden_size"], "vocab_size": gcfg["model"].get("vocab_size", 1),
-        "sliding_window": (d.get("sliding_window") or {}).get("window_size")})
-    except (KeyError, TypeError, ValueError): return None   # a field missing: the check reports "spec: none" and what to pass
-
-def read_genai_config(folder:Path) -> dict:
-    "The folder's genai_config.json, or a `CheckError` that says how to get one."
-    f = Path(folder)/"genai_config.json"
-    if not f.exists(): raise CheckError(f"{folder} has no genai_config.json, which ONNX Runtime GenAI needs. Fix: export with mistral_onnx "
-                                        "(every route writes one), or `mistral-onnx export --route ...` again.")
-    try: g = json.loads(f.read_text())
-    except json.JSONDecodeError as e: raise CheckError(f"{f} is not valid JSON ({e.msg}, line {e.lineno}). Fix: export again.") from None
-    if not isinstance(g, dict) or not isinstance(g.get("model"), dict) or not isinstance(g["model"].get("decoder", {}), dict):
-        raise CheckError(f"{f} is not a genai_config: it needs a \"model\" object with a \"decoder\" section. Fix: export again.")
-    return g
-
-def check_kv(folder:str|Path,          # an exported folder: model.onnx (+ .data), genai_config.json
-             spec:ModelSpec|None=None  # the source model's spec; read from export_report.json when None
+# %% ../nbs/04_check.ipynb #c009
+def check_kv(folder:str|Path|ExportFolder, # an exported folder: model.onnx (+ .data), genai_config.json
+             spec:ModelSpec|None=None          # the source model's spec; read from export_report.json when None
             ) -> KVReport:
     "Check that the graph has a cache input and output for every layer, shaped as the spec says, and that genai_config agrees."
-    folder = Path(folder)
-    if not folder.is_dir(): raise CheckError(f"{folder} is not a folder. Fix: pass the output folder of an export.")
-    gcfg = read_genai_config(folder)
-    dec = gcfg.get("model", {}).get("decoder", {})
-    spec = spec or _spec_for(folder, gcfg)
-    r = KVReport(folder, spec)
-    model_file = folder/dec.get("filename", "model.onnx")
-    io = r.io = graph_io(model_file)
+    folder = ExportFolder.of(folder)
+    spec = spec or folder.spec
+    if folder.kv is not None and folder.kv.spec == spec: return folder.kv     # this folder object was checked already
+    r = KVReport(folder.path, spec)
+    io = r.io = folder.io
     for loc in io["external_data"]:
-        r.add((folder/loc).exists(), f"external data {loc}", "present" if (folder/loc).exists() else "missing", "present",
+        try: p = folder.inside(loc)
+        except CheckError as e: r.add(False, f"external data {loc}", "outside the folder", "inside the folder", f"{e.problem} Fix: {e.fix}"); continue
+        r.add(p.exists(), f"external data {loc}", "present" if p.exists() else "missing", "present",
               "the weights live in this file; copy it beside the model or export again")
     if spec is None:
         r.add(False, "spec", "none", "export_report.json or a spec",
               "no export_report.json, and genai_config's decoder section lacks num_hidden_layers, num_attention_heads, "
               "num_key_value_heads, head_size or hidden_size. Fix: export again with mistral_onnx, or in Python pass the "
               "source model's spec: check_kv(folder, ModelSpec.from_pretrained(src))")
+        folder.kv = r
         return r
-    names_in = dec.get("inputs", {}); names_out = dec.get("outputs", {})
-    pk, pv = names_in.get("past_key_names", "past_key_values.%d.key"), names_in.get("past_value_names", "past_key_values.%d.value")
-    ok_, ov = names_out.get("present_key_names", "present.%d.key"), names_out.get("present_value_names", "present.%d.value")
+    dec = folder.decoder
+    past, present = folder.cache_names("past", spec.num_hidden_layers), folder.cache_names("present", spec.num_hidden_layers)
     for i in range(spec.num_hidden_layers):
-        for kind, tmpl in (("inputs", pk), ("inputs", pv), ("outputs", ok_), ("outputs", ov)):
-            name = tmpl % i
+        for kind, name in (("inputs", past[i][0]), ("inputs", past[i][1]), ("outputs", present[i][0]), ("outputs", present[i][1])):
             if name not in io[kind]:
                 r.add(False, name, "missing", f"[batch, {spec.num_key_value_heads}, seq, {spec.head_dim}]",
                       f"the graph has no cache {kind[:-1]} for layer {i}: it cannot decode with a KV cache. Fix: export with a cache "
@@ -162,4 +115,5 @@ def check_kv(folder:str|Path,          # an exported folder: model.onnx (+ .data
         r.add(win == [spec.sliding_window], "GroupQueryAttention local_window_size", win, [spec.sliding_window],
               "the graph attends to every past token while the model was trained with a sliding window: answers go wrong "
               "past the window. Fix: export with layer_types = ['sliding_attention'] * num_hidden_layers in the config (mistral_onnx's export does)")
+    folder.kv = r
     return r
