@@ -1,0 +1,287 @@
+#!/usr/bin/env python
+"""GPU performance, round 2 (issue 16): batch sweep, prompt-length cost, and a profile of one fp16 decode step.
+
+Usage (on the GPU machine, after `. /tmp/gpu_env.sh`, with an fp16 CUDA export and its source folder, e.g. the
+ones tools/gpu_bench.py leaves in /tmp/m7b):
+    python tools/gpu_perf.py EXPORTED SOURCE OUT.json [--parts batch,prompt,profile] [--budget-min 14]
+
+Expected time on one H200 at Mistral-7B's shapes: ~12 min in all (model loads ~2, batch sweep ~3, prompt lengths ~3,
+profile ~3). Every part runs in its own try/except and records its error; the JSON is rewritten after each part, so
+a part that fails or a run cut short keeps what was measured. Parts are skipped (and say so) once --budget-min runs out.
+
+Parts:
+  batch    decode tok/s (aggregate) at batch 1, 8, 32: ORT GenAI vs transformers `generate` (fp16, its KV cache);
+           128-token prompts, 128 new tokens, greedy, median of 3. ORT GenAI batches need `past_present_share_buffer`
+           false (the builder's shared buffer refuses batch > 1 at prefill), which rules out CUDA graph, and a
+           full-length cache (the window-long cache fails without the shared buffer): a variant folder is made with
+           hard links (onnxruntime refuses symlinked external data that resolves outside the folder).
+  prompt   ms per generated token after a 128 / 1k / 4k / 8k-token prompt, batch 1, ORT GenAI (full-length cache
+           variant, shared buffer and CUDA graph as exported) and transformers; also the prefill ms.
+  profile  nsys over 32 fp16 decode steps of ORT GenAI (CUDA graph on and off), kernels grouped as GEMV/GEMM,
+           attention, norm, rotary, other; launch gaps = the span of the steps minus the time the GPU ran a kernel.
+"""
+from __future__ import annotations
+import argparse, csv, io, json, os, shutil, statistics, subprocess, sys, tempfile, time, traceback
+from pathlib import Path
+
+T0 = time.time()
+
+def log(*a): print(f"[{time.time()-T0:7.1f}s]", *a, flush=True)
+
+# ---------------------------------------------------------------- variants of the export
+def variant(exported:Path, out:Path, share_buffer:bool|None=None, cuda_graph:bool|None=None, full_cache:bool=True) -> Path:
+    "A folder with the export's data hard-linked (copied if it cannot be) and genai_config / GQA attributes changed."
+    import onnx
+    if out.exists(): shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for f in exported.iterdir():
+        if f.name in ("genai_config.json", "model.onnx") or not f.is_file(): continue
+        try: os.link(f, out/f.name)
+        except OSError: shutil.copy2(f, out/f.name)
+    m = onnx.load(str(exported/"model.onnx"), load_external_data=False)
+    if full_cache:
+        for n in m.graph.node:
+            if n.op_type == "GroupQueryAttention":
+                for at in n.attribute:
+                    if at.name == "sliding_window_cache": at.i = 0    # full-length cache; GQA still masks the window
+    onnx.save(m, str(out/"model.onnx"))
+    g = json.loads((exported/"genai_config.json").read_text())
+    dec = g["model"]["decoder"]
+    if full_cache: dec.pop("sliding_window", None)
+    if share_buffer is not None: g["search"]["past_present_share_buffer"] = share_buffer
+    if cuda_graph is not None:
+        for po in dec.setdefault("session_options", {}).setdefault("provider_options", []):
+            if "cuda" in po: po["cuda"]["enable_cuda_graph"] = "1" if cuda_graph else "0"
+    (out/"genai_config.json").write_text(json.dumps(g, indent=2))
+    return out
+
+def context_of(folder:Path) -> int:
+    g = json.loads((folder/"genai_config.json").read_text())
+    return g["model"].get("context_length") or g["search"]["max_length"]
+
+# ---------------------------------------------------------------- runners
+class Ort:
+    def __init__(self, folder:Path):
+        import onnxruntime_genai as og
+        self.og, self.folder = og, folder
+        self.model = og.Model(og.Config(str(folder)))
+    def run(self, ids, new_tokens):
+        "ids: list of equal-length lists (a batch). Returns (prefill_s, decode_s)."
+        import numpy as np
+        og = self.og
+        p = og.GeneratorParams(self.model)
+        b, total = len(ids), len(ids[0]) + new_tokens
+        p.set_search_options(max_length=total, min_length=total, do_sample=False, batch_size=b)
+        gen = og.Generator(self.model, p)
+        t0 = time.perf_counter()
+        gen.append_tokens(np.array(ids, dtype=np.int32)); gen.generate_next_token(); gen.get_next_tokens()
+        t1 = time.perf_counter()
+        for _ in range(new_tokens - 1): gen.generate_next_token(); gen.get_next_tokens()
+        t2 = time.perf_counter()
+        del gen
+        return t1 - t0, t2 - t1
+
+class Torch:
+    def __init__(self, source:Path):
+        import torch
+        from transformers import AutoModelForCausalLM
+        self.torch = torch
+        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float16).to("cuda").eval()
+    def _gen(self, x, n):
+        t = time.perf_counter()
+        with self.torch.inference_mode():
+            self.model.generate(x, attention_mask=self.torch.ones_like(x), max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                                use_cache=True, pad_token_id=0, max_length=None)
+        self.torch.cuda.synchronize()
+        return time.perf_counter() - t
+    def run(self, ids, new_tokens):
+        x = self.torch.tensor(ids, device="cuda")
+        first = self._gen(x, 1); whole = self._gen(x, new_tokens)
+        return first, max(whole - first, 1e-9)
+
+def rand_ids(b, n, vocab, seed=0):
+    import numpy as np
+    return np.random.default_rng(seed).integers(3, vocab, size=(b, n)).tolist()
+
+def timed(runner, ids, new_tokens, repeats):
+    runner.run(ids, min(new_tokens, 8))     # warm-up (allocations, CUDA graph capture)
+    ts = [runner.run(ids, new_tokens) for _ in range(repeats)]
+    pre = statistics.median(t[0] for t in ts); dec = statistics.median(t[1] for t in ts)
+    b = len(ids)
+    return {"prefill_ms": pre * 1e3, "decode_ms_per_step": dec * 1e3 / (new_tokens - 1),
+            "decode_tok_s": b * (new_tokens - 1) / dec, "runs_ms": [[round(a * 1e3, 2), round(c * 1e3, 2)] for a, c in ts]}
+
+# ---------------------------------------------------------------- parts
+def part_batch(a, res, work):
+    out = res.setdefault("batch", {"settings": {"prompt_len": 128, "new_tokens": 128, "repeats": 3, "batches": a.batches,
+                                                "ortgenai": "past_present_share_buffer false, CUDA graph off, full-length cache"}})
+    vocab = json.loads((a.source/"config.json").read_text())["vocab_size"]
+    v = variant(a.exported, work/"batch", share_buffer=False, cuda_graph=False)
+    ort = Ort(v)
+    for b in a.batches:
+        try: out[f"ortgenai_b{b}"] = timed(ort, rand_ids(b, 128, vocab), 128, 3); log("ortgenai batch", b, out[f"ortgenai_b{b}"]["decode_tok_s"])
+        except Exception as e: out[f"ortgenai_b{b}"] = {"error": f"{type(e).__name__}: {e}"}; traceback.print_exc()
+    del ort
+    # batch 1 as exported (shared buffer, CUDA graph) for reference
+    try:
+        ort = Ort(a.exported); out["ortgenai_b1_as_exported"] = timed(ort, rand_ids(1, 128, vocab), 128, 3); del ort
+    except Exception as e: out["ortgenai_b1_as_exported"] = {"error": f"{type(e).__name__}: {e}"}
+    tor = get_torch(a, res)
+    for b in a.batches:
+        try: out[f"torch_b{b}"] = timed(tor, rand_ids(b, 128, vocab), 128, 3); log("torch batch", b, out[f"torch_b{b}"]["decode_tok_s"])
+        except Exception as e: out[f"torch_b{b}"] = {"error": f"{type(e).__name__}: {e}"}; traceback.print_exc()
+    out["ratios"] = {f"b{b}": out[f"ortgenai_b{b}"]["decode_tok_s"] / out[f"torch_b{b}"]["decode_tok_s"]
+                     for b in a.batches if "decode_tok_s" in out.get(f"ortgenai_b{b}", {}) and "decode_tok_s" in out.get(f"torch_b{b}", {})}
+
+_TORCH = {}
+_ORT = {}
+def get_torch(a, res):
+    if "m" not in _TORCH: log("loading transformers fp16"); _TORCH["m"] = Torch(a.source)
+    return _TORCH["m"]
+
+def part_prompt(a, res, work):
+    out = res.setdefault("prompt", {"settings": {"lengths": a.lengths, "new_tokens": 64, "repeats": 2, "batch": 1,
+                                                 "ortgenai": "full-length cache (sliding_window_cache=0, window masked by GQA), shared buffer and CUDA graph as exported"}})
+    vocab = json.loads((a.source/"config.json").read_text())["vocab_size"]
+    ctx = context_of(a.exported)
+    v = variant(a.exported, work/"prompt")
+    ort = Ort(v)
+    for n in a.lengths:
+        if n + 64 > ctx: out[f"ortgenai_{n}"] = {"error": f"prompt {n} + 64 exceeds the export's context {ctx}"}; continue
+        if time.time() - T0 > a.budget_min * 60: out[f"ortgenai_{n}"] = {"error": "skipped: time budget spent"}; continue
+        try: out[f"ortgenai_{n}"] = timed(ort, rand_ids(1, n, vocab), 64, 2); log("ortgenai prompt", n, out[f"ortgenai_{n}"]["decode_ms_per_step"])
+        except Exception as e:
+            out[f"ortgenai_{n}"] = {"error": f"{type(e).__name__}: {e}"}; traceback.print_exc()
+            try:   # a new max_length per generator may not go with CUDA graph: the same without it
+                if "nograph" not in _ORT:
+                    _ORT["nograph"] = Ort(variant(a.exported, work/"prompt_nograph", cuda_graph=False))
+                out[f"ortgenai_nograph_{n}"] = timed(_ORT["nograph"], rand_ids(1, n, vocab), 64, 2)
+            except Exception as e2: out[f"ortgenai_nograph_{n}"] = {"error": f"{type(e2).__name__}: {e2}"}
+    del ort; _ORT.clear()
+    tor = get_torch(a, res)
+    for n in a.lengths:
+        if time.time() - T0 > a.budget_min * 60: out[f"torch_{n}"] = {"error": "skipped: time budget spent"}; continue
+        try: out[f"torch_{n}"] = timed(tor, rand_ids(1, n, vocab), 64, 2); log("torch prompt", n, out[f"torch_{n}"]["decode_ms_per_step"])
+        except Exception as e: out[f"torch_{n}"] = {"error": f"{type(e).__name__}: {e}"}; traceback.print_exc()
+
+PROFILE_CHILD = r'''
+import sys, time, numpy as np, onnxruntime_genai as og, torch
+folder, steps = sys.argv[1], int(sys.argv[2])
+m = og.Model(og.Config(folder))
+p = og.GeneratorParams(m); p.set_search_options(max_length=128 + steps + 40, min_length=128 + steps + 40, do_sample=False)
+g = og.Generator(m, p)
+g.append_tokens(np.random.default_rng(0).integers(3, 32000, size=(1, 128)).astype(np.int32))
+for _ in range(20): g.generate_next_token()          # warm-up, CUDA graph captured
+torch.cuda.synchronize(); torch.cuda.profiler.start(); t = time.perf_counter()
+for _ in range(steps): g.generate_next_token(); g.get_next_tokens()
+torch.cuda.synchronize(); dt = time.perf_counter() - t; torch.cuda.profiler.stop()
+print("WALL_MS_PER_STEP", dt * 1e3 / steps)
+'''
+
+CATEGORIES = [("attention", ("groupqueryattention", "flash", "fmha", "attention", "mha", "xqa", "softmax")),
+              ("rotary", ("rotary",)),
+              ("norm", ("layernorm", "rmsnorm", "norm")),
+              ("gemv_gemm", ("gemv", "gemm", "cutlass", "matmul", "xmma", "cublas", "sm90", "sm80", "nvjet", "splitk", "fpa_intb", "dequant")),
+              ("elementwise", ("elementwise", "add", "mul", "silu", "sigmoid", "cast", "copy", "concat", "gather", "reduce", "argmax", "topk"))]
+
+def categorize(name:str) -> str:
+    n = name.lower()
+    for c, keys in CATEGORIES:
+        if any(k in n for k in keys): return c
+    return "other"
+
+def find_nsys():
+    for p in (shutil.which("nsys"), *sorted(Path("/opt/nvidia").glob("nsight-systems*/*/bin/nsys")),
+              *sorted(Path("/usr/local/cuda").glob("bin/nsys")), *sorted(Path("/opt/nvidia").glob("nsight-systems/*/bin/nsys")),
+              *sorted(Path("/usr/local").glob("cuda*/nsight-systems*/bin/nsys"))):
+        if p and Path(p).exists(): return str(p)
+    return None
+
+def nsys_profile(nsys, folder:Path, steps:int, work:Path, tag:str) -> dict:
+    child = work/"profile_child.py"; child.write_text(PROFILE_CHILD)
+    rep = work/f"decode_{tag}"
+    for f in work.glob(f"decode_{tag}.*"): f.unlink()
+    cmd = [nsys, "profile", "-o", str(rep), "--force-overwrite", "true", "--trace", "cuda", "--capture-range", "cudaProfilerApi",
+           "--capture-range-end", "stop", "--cuda-graph-trace", "node", sys.executable, str(child), str(folder), str(steps)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=420)
+    wall = next((float(l.split()[1]) for l in r.stdout.splitlines() if l.startswith("WALL_MS_PER_STEP")), None)
+    rep_file = next(iter(work.glob(f"decode_{tag}.nsys-rep")), None)
+    if rep_file is None: raise RuntimeError(f"nsys wrote no report (exit {r.returncode}): {(r.stderr or r.stdout)[-800:]}")
+    s = subprocess.run([nsys, "stats", "--report", "cuda_gpu_trace", "--format", "csv", "--output", "-", str(rep_file)],
+                       capture_output=True, text=True, timeout=300)
+    text = s.stdout
+    start = text.find("Start (ns)")
+    if start < 0: raise RuntimeError(f"nsys stats gave no cuda_gpu_trace table: {s.stderr[-500:]} {text[:500]}")
+    rows = list(csv.DictReader(io.StringIO(text[start:])))
+    kern = []
+    for row in rows:
+        name = row.get("Name") or ""
+        if "[CUDA memcpy" in name or "[CUDA memset" in name: cat = "memcpy/memset"
+        else: cat = categorize(name)
+        try: kern.append((int(float(row["Start (ns)"])), int(float(row["Duration (ns)"])), cat, name))
+        except (KeyError, ValueError): continue
+    if not kern: raise RuntimeError("no kernels in the trace")
+    kern.sort()
+    span = kern[-1][0] + kern[-1][1] - kern[0][0]
+    busy, end = 0, kern[0][0]
+    for st, du, _, _ in kern:                    # union of busy intervals
+        if st + du > end: busy += st + du - max(st, end); end = st + du
+    by_cat, by_name = {}, {}
+    for _, du, cat, name in kern:
+        by_cat[cat] = by_cat.get(cat, 0) + du
+        by_name[name] = by_name.get(name, 0) + du
+    ktotal = sum(by_cat.values())
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:15]
+    return {"steps": steps, "wall_ms_per_step": wall, "gpu_span_ms_per_step": span / 1e6 / steps,
+            "gpu_busy_ms_per_step": busy / 1e6 / steps, "launch_gap_ms_per_step": (span - busy) / 1e6 / steps,
+            "launch_gap_share_of_span": (span - busy) / span, "kernels_per_step": len(kern) / steps,
+            "kernel_share": {c: v / ktotal for c, v in sorted(by_cat.items(), key=lambda kv: -kv[1])},
+            "kernel_ms_per_step": {c: v / 1e6 / steps for c, v in by_cat.items()},
+            "top_kernels": [{"name": n[:160], "category": categorize(n), "ms_per_step": v / 1e6 / steps} for n, v in top],
+            "command": " ".join(cmd)}
+
+def part_profile(a, res, work):
+    out = res.setdefault("profile", {})
+    nsys = find_nsys()
+    out["nsys"] = nsys
+    if not nsys: raise RuntimeError("nsys not found (looked on PATH, /opt/nvidia/nsight-systems*, /usr/local/cuda*/)")
+    for tag, graph in (("cuda_graph", True), ("no_graph", False)):
+        if time.time() - T0 > a.budget_min * 60: out[tag] = {"error": "skipped: time budget spent"}; continue
+        try:
+            v = variant(a.exported, work/f"prof_{tag}", cuda_graph=graph, full_cache=False)
+            out[tag] = nsys_profile(nsys, v, 32, work, tag); log("profile", tag, json.dumps(out[tag]["kernel_share"]))
+        except Exception as e: out[tag] = {"error": f"{type(e).__name__}: {str(e)[:1500]}"}; traceback.print_exc()
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("exported", type=Path); ap.add_argument("source", type=Path); ap.add_argument("out", type=Path)
+    ap.add_argument("--parts", default="batch,prompt,profile")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--lengths", type=int, nargs="+", default=[128, 1024, 4096, 8192])
+    ap.add_argument("--budget-min", type=float, default=14.0, help="skip remaining parts after this many minutes")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/gpu_perf"))
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    res = {"command": "python tools/gpu_perf.py " + " ".join(sys.argv[1:]), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+           "errors": {}, "seconds": {}}
+    try:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from mistral_onnx.bench import machine, bandwidth_gbs
+        res["machine"] = machine(); res["bandwidth_gbs"] = bandwidth_gbs("cuda", mb=1024)
+        wbytes = sum(f.stat().st_size for f in a.exported.iterdir() if f.suffix in (".data", ".onnx") or f.name.endswith(".onnx.data"))
+        res["export_weight_bytes"] = wbytes; res["floor_tok_s"] = res["bandwidth_gbs"] * 1e9 / wbytes
+    except Exception as e: res["errors"]["setup"] = f"{type(e).__name__}: {e}"
+    def save(): a.out.parent.mkdir(parents=True, exist_ok=True); a.out.write_text(json.dumps(res, indent=1, default=str))
+    save()
+    parts = {"batch": part_batch, "prompt": part_prompt, "profile": part_profile}
+    for name in a.parts.split(","):
+        if time.time() - T0 > a.budget_min * 60: res["errors"][name] = "skipped: time budget spent"; save(); continue
+        t = time.time(); log("== part", name)
+        try: parts[name](a, res, a.work)
+        except Exception as e: res["errors"][name] = f"{type(e).__name__}: {str(e)[:1500]}"; traceback.print_exc()
+        res["seconds"][name] = round(time.time() - t, 1); save()
+    _TORCH.clear()
+    log("wrote", a.out)
+
+if __name__ == "__main__":
+    main()
