@@ -6,17 +6,19 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/bench.html.md"""
 
 # %% ../nbs/08_bench.ipynb #c003
 from __future__ import annotations
-import json, os, platform, statistics, threading, time
+import json, os, platform, shutil, statistics, tempfile, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
+from .env import BadOption
 from .spec import ModelSpec, num_parameters
 from .models import resolve_source, TOKENIZER_FILES, EMBEDDED_DIR
-from .check import read_genai_config, CheckError
+from .folder import ExportFolder, CheckError
 
 # %% auto #0
 __all__ = ['RUNNERS', 'SMALL_55M', 'machine', 'rss_mb', 'device_used_mb', 'PeakMemory', 'bandwidth_gbs', 'GenaiBench',
-           'GraphBench', 'TorchBench', 'BenchResult', 'bench', 'random_mistral']
+           'GraphBench', 'TorchBench', 'BenchResult', 'bench', 'runtime_candidates', 'tune_runtime_options',
+           'random_mistral']
 
 # %% ../nbs/08_bench.ipynb #c006
 def machine() -> str:
@@ -77,15 +79,10 @@ def bandwidth_gbs(device:str="cpu", mb:int=256, repeats:int=5) -> float:
 class GenaiBench:
     "ORT GenAI on the export: `append_tokens`, then `generate_next_token` until `new_tokens`."
     name = "ortgenai"
-    def __init__(self, folder, spec, ep, model=None):
+    def __init__(self, folder:ExportFolder, spec, ep, model=None):
         import onnxruntime_genai as og
-        self.og = og
-        cfg = og.Config(str(folder))
-        if ep: cfg.clear_providers(); ep != "cpu" and cfg.append_provider(ep)
-        self.model = og.Model(cfg)
-        g = read_genai_config(folder)
-        self.context = g["model"].get("context_length") or g["search"]["max_length"]
-        self.window = ((g["model"]["decoder"].get("sliding_window") or {}).get("window_size")) or 0
+        self.og, self.model = og, folder.model(ep)
+        self.context, self.window = folder.context_length, folder.sliding_window
     def run(self, ids, new_tokens):
         p = self.og.GeneratorParams(self.model)
         total = len(ids) + new_tokens
@@ -100,7 +97,7 @@ class GenaiBench:
 class GraphBench:
     "The onnxruntime graph driven directly (validate's `GraphRunner`), greedy argmax on the host."
     name = "onnxruntime"
-    def __init__(self, folder, spec, ep, model=None):
+    def __init__(self, folder:ExportFolder, spec, ep, model=None):
         from mistral_onnx.validate import GraphRunner
         self.r = GraphRunner(folder, spec, ep or "cpu")
     def run(self, ids, new_tokens):
@@ -203,13 +200,13 @@ class BenchResult:
         return f
 
 # %% ../nbs/08_bench.ipynb #c013
-def _weight_mb(folder, spec, runner, dtype):
+def _weight_mb(folder:ExportFolder, spec, runner, dtype):
     if runner in ("ortgenai", "onnxruntime"):
-        return sum(f.stat().st_size for f in Path(folder).iterdir() if f.suffix in (".data", ".onnx") or f.name.endswith(".onnx.data")) / 1e6
+        return sum(f.stat().st_size for f in folder.path.iterdir() if f.suffix in (".data", ".onnx") or f.name.endswith(".onnx.data")) / 1e6
     return num_parameters(spec) * {"float16": 2, "bfloat16": 2}.get(dtype, 4) / 1e6
 
 def bench(source,                         # the PyTorch side: "embedded", a folder or a hub id
-          exported:str|Path,              # the exported folder
+          folder:str|Path|ExportFolder,   # the exported folder
           runners=("ortgenai", "onnxruntime", "torch_cache", "torch_nocache"),
           prompt_len:int|None=None,       # prompt tokens; None: min(128, context/4)
           new_tokens:int|None=None,       # new tokens per run; None: min(256, what fits)
@@ -222,21 +219,19 @@ def bench(source,                         # the PyTorch side: "embedded", a fold
     "Prefill latency, decode tokens/s and peak memory of each runner, interleaved in this process."
     progress = progress or (lambda *a: None)
     bad = [r for r in runners if r not in RUNNERS]
-    if bad: raise CheckError(f"Unknown runner(s) {', '.join(map(repr, bad))}. Fix: choose from {', '.join(RUNNERS)}.")
-    if not runners: raise CheckError(f"No runner chosen. Fix: pass some of {', '.join(RUNNERS)}.")
-    if repeats < 1: raise CheckError(f"repeats={repeats}; it must be at least 1.")
-    folder = Path(exported)
-    gcfg = read_genai_config(folder)
-    er = json.loads((folder/"export_report.json").read_text()) if (folder/"export_report.json").exists() else {}
-    ep = execution_provider or er.get("execution_provider") or "cpu"
+    if bad: raise BadOption(f"Unknown runner(s) {', '.join(map(repr, bad))}.", f"choose from {', '.join(RUNNERS)}.")
+    if not runners: raise BadOption("No runner chosen.", f"pass some of {', '.join(RUNNERS)}.")
+    if repeats < 1: raise BadOption(f"repeats={repeats}; it must be at least 1.")
+    folder = ExportFolder.of(folder)
+    ep = execution_provider or folder.execution_provider
     src = resolve_source(source)
     spec = ModelSpec.from_pretrained(src)
-    context = gcfg["model"].get("context_length") or gcfg["search"]["max_length"]
+    context = folder.context_length
     prompt_len = prompt_len or min(128, context // 4)
     new_tokens = new_tokens or min(256, context - prompt_len - 1)
-    if prompt_len < 1 or new_tokens < 2: raise CheckError(f"prompt_len={prompt_len}, new_tokens={new_tokens}: need a prompt and at least 2 new tokens.")
+    if prompt_len < 1 or new_tokens < 2: raise BadOption(f"prompt_len={prompt_len}, new_tokens={new_tokens}: need a prompt and at least 2 new tokens.")
     if prompt_len + new_tokens > context:
-        raise CheckError(f"prompt_len {prompt_len} + new_tokens {new_tokens} exceeds the export's context of {context}. Fix: ask for fewer tokens.")
+        raise BadOption(f"prompt_len {prompt_len} + new_tokens {new_tokens} exceeds the export's context of {context}.", "ask for fewer tokens.")
     device = "cuda" if ep == "cuda" else "cpu"
     dtype = torch_dtype or ("float16" if device == "cuda" else "float32")
     ids = [int(t) for t in np.random.default_rng(seed).integers(3, spec.vocab_size, size=prompt_len)]
@@ -269,10 +264,69 @@ def bench(source,                         # the PyTorch side: "embedded", a fold
                      "weight_mb": w, "floor_tok_s": bw * 1e3 / w, "runs": [[round(a * 1e3, 3), round(b * 1e3, 3)] for a, b in times[n]]})
     progress("bench", 1.0, "done")
     return BenchResult(rows, machine(), bw, settings={"prompt_len": prompt_len, "new_tokens": new_tokens, "repeats": repeats,
-                       "execution_provider": ep, "torch_dtype": dtype, "folder": str(folder), "source": str(source),
-                       "precision": er.get("precision")}, errors=errors)
+                       "execution_provider": ep, "torch_dtype": dtype, "folder": str(folder.path), "source": str(source),
+                       "precision": folder.precision}, errors=errors)
 
 # %% ../nbs/08_bench.ipynb #c021
+def runtime_candidates(execution_provider:str) -> list:
+    "Option sets worth measuring: thread counts on CPU, CUDA graph off/on on CUDA."
+    if execution_provider == "cpu":
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return [{"session_options": {"intra_op_num_threads": t}} for t in sorted({1, max(1, n // 2), n})]
+    if execution_provider == "cuda": return [{"provider_options": {"cuda": {"enable_cuda_graph": v}}} for v in ("0", "1")]
+    return [{}]
+
+def tune_runtime_options(folder:str|Path|ExportFolder,   # a finished export
+                         execution_provider:str|None=None, # None: the export's own
+                         candidates:list|None=None,  # option sets; None: `runtime_candidates`
+                         prompt_len:int=16, new_tokens:int=32, repeats:int=3) -> dict:
+    "Measure each candidate's decode speed on this export, write the fastest correct one into genai_config.json; return the measurement."
+    import onnxruntime_genai as og
+    from mistral_onnx.export import apply_runtime_options   # how options are merged into genai_config is the export's knowledge
+    f = ExportFolder.of(folder)
+    ep = execution_provider or f.execution_provider
+    cands = candidates or runtime_candidates(ep)
+    base = json.loads(json.dumps(f.genai_config))
+    ctx, win = f.context_length, f.sliding_window
+    prompt_len = min(prompt_len, ctx // 4); new_tokens = min(new_tokens, ctx - prompt_len - 1)
+    ids = list(range(3, 3 + prompt_len))
+    work = Path(tempfile.mkdtemp(prefix="mo-tune-"))
+    try:
+        models = []
+        for i, c in enumerate(cands):
+            d = work/str(i); d.mkdir()
+            for x in f.path.iterdir():
+                if x.name != "genai_config.json": (d/x.name).symlink_to(x.resolve())
+            (d/"genai_config.json").write_text(json.dumps(apply_runtime_options(json.loads(json.dumps(base)), ep, c), indent=2))
+            models.append(og.Model(str(d)))
+        def run(m):
+            p = og.GeneratorParams(m)
+            total = prompt_len + new_tokens
+            p.set_search_options(max_length=min(max(total, win), ctx), min_length=total, do_sample=False)
+            g = og.Generator(m, p); g.append_tokens(ids); g.generate_next_token(); toks = [int(g.get_next_tokens()[0])]
+            t = time.perf_counter()
+            for _ in range(new_tokens - 1): g.generate_next_token(); toks.append(int(g.get_next_tokens()[0]))
+            return (new_tokens - 1) / (time.perf_counter() - t), toks
+        for m in models: run(m)                                   # warm-up
+        speeds, tokens = [[] for _ in cands], [None] * len(cands)
+        for _ in range(repeats):
+            for i, m in enumerate(models):
+                s, tokens[i] = run(m); speeds[i].append(s)
+        del models
+    finally: shutil.rmtree(work, ignore_errors=True)
+    rows = [{"options": c, "decode_tok_s": statistics.median(s), "runs": [round(x, 1) for x in s], "same_tokens": tokens[i] == tokens[0]}
+            for i, (c, s) in enumerate(zip(cands, speeds))]
+    best = max((r for r in rows if r["same_tokens"]), key=lambda r: r["decode_tok_s"])
+    f.genai_config = apply_runtime_options(base, ep, best["options"])
+    (f.path/"genai_config.json").write_text(json.dumps(f.genai_config, indent=2))
+    result = {"execution_provider": ep, "prompt_len": prompt_len, "new_tokens": new_tokens, "repeats": repeats,
+              "machine": machine(), "candidates": rows, "chosen": best["options"]}
+    if f.report is not None:
+        f.report = {**f.report, "runtime_options": best["options"], "runtime_tuning": result}
+        (f.path/"export_report.json").write_text(json.dumps(f.report, indent=1))
+    return result
+
+# %% ../nbs/08_bench.ipynb #c025
 SMALL_55M = {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8, "num_attention_heads": 8,
              "num_key_value_heads": 2, "vocab_size": 32000, "max_position_embeddings": 2048, "sliding_window": 1024}
 "A 57 M-parameter Mistral (with untied 32k-token embeddings) for CPU benchmarks"

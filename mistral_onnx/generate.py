@@ -9,13 +9,15 @@ from __future__ import annotations
 import json, time
 from dataclasses import dataclass
 from pathlib import Path
-from .check import read_genai_config, check_kv, CheckError
+from .env import MistralOnnxError
+from .folder import ExportFolder, CheckError
+from .check import check_kv
 
 # %% auto #0
 __all__ = ['GenerationError', 'GenStats', 'OnnxLM', 'tokenizer_mismatches']
 
 # %% ../nbs/07_generate.ipynb #c006
-class GenerationError(ValueError):
+class GenerationError(MistralOnnxError, ValueError):
     "Input that generation cannot take; the message names the problem and the fix."
 
 @dataclass
@@ -31,34 +33,27 @@ class GenStats:
 
 class OnnxLM:
     "An exported folder, loaded in ONNX Runtime GenAI."
-    def __init__(self, folder:str|Path,               # an exported folder
+    def __init__(self, folder:str|Path|ExportFolder,  # an exported folder
                  execution_provider:str|None=None,    # "cpu", "cuda", or None for the folder's own
                  check:bool=True):                    # refuse a folder that fails `check_kv` (False: load it anyway)
         import onnxruntime_genai as og
-        self.folder = Path(folder)
-        self.genai_config = read_genai_config(self.folder)
+        self.folder = ExportFolder.of(folder)
+        self.genai_config = self.folder.genai_config
         if check:
             rep = check_kv(self.folder)
-            if not rep.ok: raise CheckError(f"{self.folder} fails the KV check, so ONNX Runtime GenAI would fail or answer wrongly:\n{rep}\n"
-                                            "Fix: export again (`mistral-onnx export SOURCE OUT --overwrite`) or repair the file named "
+            if not rep.ok: raise CheckError(f"{self.folder.path} fails the KV check, so ONNX Runtime GenAI would fail or answer wrongly:\n{rep}\n",
+                                            "export again (`mistral-onnx export SOURCE OUT --overwrite`) or repair the file named "
                                             "above; OnnxLM(folder, check=False) loads it anyway.")
-        cfg = og.Config(str(self.folder))
-        if execution_provider:
-            cfg.clear_providers()
-            if execution_provider != "cpu": cfg.append_provider(execution_provider)
-        try: self.model = og.Model(cfg)
-        except Exception as e: raise CheckError(f"ONNX Runtime GenAI could not load {self.folder}: {str(e).splitlines()[0][:300]}. "
-                                                "Fix: run `mistral-onnx check` on the folder, or export again.") from None
+        self.model = self.folder.model(execution_provider)
         self.tokenizer = og.Tokenizer(self.model)
         m = self.genai_config["model"]
-        self.context_length = m.get("context_length") or self.genai_config["search"]["max_length"]
+        self.context_length, self.window = self.folder.context_length, self.folder.sliding_window
         self.vocab_size = m.get("vocab_size")
-        self.window = ((m.get("decoder", {}).get("sliding_window") or {}).get("window_size")) or 0
         eos = m.get("eos_token_id", [])
         self.eos = set(eos if isinstance(eos, list) else [eos])
         self.stats = GenStats()
 
-    def __repr__(self): return f"OnnxLM({str(self.folder)!r}, context_length={self.context_length})"
+    def __repr__(self): return f"OnnxLM({str(self.folder.path)!r}, context_length={self.context_length})"
 
 # %% ../nbs/07_generate.ipynb #c008
 from fastcore.basics import patch
@@ -103,8 +98,8 @@ def stream_ids(self:OnnxLM, ids:list,
     t0 = time.perf_counter()
     def run(step, *a):   # an ONNX Runtime failure names the folder and the next step, not just og's internals
         try: return step(*a)
-        except Exception as e: raise CheckError(f"ONNX Runtime GenAI failed running {self.folder}: {' '.join(str(e).split())[:600]}. "
-                                                "Fix: run `mistral-onnx check` on the folder, or export again.") from None
+        except Exception as e: raise CheckError(f"ONNX Runtime GenAI failed running {self.folder.path}: {' '.join(str(e).split())[:600]}.",
+                                                "run `mistral-onnx check` on the folder, or export again.") from None
     run(gen.append_tokens, ids)
     n, eos = len(ids), False
     while not gen.is_done() and n < want:
@@ -136,7 +131,7 @@ def generate(self:OnnxLM, prompt:str, chat:bool=True, **kw) -> str:
     "The whole answer as one string."
     return "".join(self.stream(prompt, chat=chat, **kw))
 
-# %% ../nbs/07_generate.ipynb #c018
+# %% ../nbs/07_generate.ipynb #c020
 def tokenizer_mismatches(lm:OnnxLM,     # a loaded export
                          hf_tokenizer,  # the source's transformers tokenizer
                          texts:list     # texts to encode both ways
@@ -148,7 +143,7 @@ def tokenizer_mismatches(lm:OnnxLM,     # a loaded export
         if a != b: out.append((t, a, b))
     return out
 
-# %% ../nbs/07_generate.ipynb #c021
+# %% ../nbs/07_generate.ipynb #c023
 @patch
 def answers(self:OnnxLM, prompts:list, max_new_tokens:int=16) -> list:
     "Greedy answers to a list of user messages."

@@ -10,13 +10,15 @@ import json, shutil, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
+from .env import BadOption
 from .spec import ModelSpec
 from .models import resolve_source, task_words, task_prompt, task_score
-from .check import graph_io, read_genai_config, CheckError
+from .folder import ExportFolder, CheckError
 
 # %% auto #0
-__all__ = ['TOLERANCES', 'tolerance', 'topk_overlap', 'load_reference', 'reference_logits', 'GraphRunner', 'GenaiRunner', 'Phase',
-           'ValidationReport', 'default_sequences', 'validate', 'task_accuracy', 'rewire_present', 'drop_window']
+__all__ = ['TOLERANCES', 'RUNNERS', 'tolerance', 'topk_overlap', 'load_reference', 'reference_logits', 'GraphRunner',
+           'GenaiRunner', 'Phase', 'ValidationReport', 'default_sequences', 'validate', 'task_accuracy',
+           'rewire_present', 'drop_window']
 
 # %% ../nbs/06_validate.ipynb #c006
 TOLERANCES = {"fp32": {"atol": 1e-3, "rtol": 1e-4}, "fp16": {"atol": 5e-2, "rtol": 2e-2}, "bf16": {"atol": 1e-1, "rtol": 5e-2},
@@ -55,27 +57,23 @@ _NP = {"float": np.float32, "float16": np.float16, "double": np.float64, "bfloat
 
 class GraphRunner:
     "An exported graph driven step by step with onnxruntime; we own the KV cache."
-    def __init__(self, folder:str|Path,             # an exported folder
+    def __init__(self, folder:str|Path|ExportFolder, # an exported folder
                  spec:ModelSpec,                    # the source model's spec
                  execution_provider:str="cpu"):     # cpu or cuda
         import onnxruntime as ort
-        self.folder, self.spec = Path(folder), spec
-        gcfg = read_genai_config(self.folder)
-        dec = gcfg["model"]["decoder"]
-        self.io = graph_io(self.folder/dec.get("filename", "model.onnx"))
-        ins, outs = dec.get("inputs", {}), dec.get("outputs", {})
-        L = spec.num_hidden_layers
-        self.past = [(ins.get("past_key_names", "past_key_values.%d.key") % i, ins.get("past_value_names", "past_key_values.%d.value") % i) for i in range(L)]
-        self.present = [(outs.get("present_key_names", "present.%d.key") % i, outs.get("present_value_names", "present.%d.value") % i) for i in range(L)]
-        self.logits_name = outs.get("logits", "logits")
+        self.folder, self.spec = ExportFolder.of(folder), spec
+        self.io = self.folder.io
+        self.past = self.folder.cache_names("past", spec.num_hidden_layers)
+        self.present = self.folder.cache_names("present", spec.num_hidden_layers)
+        self.logits_name = self.folder.logits_name
         self.shared = "GroupQueryAttention" in self.io["ops"]
-        self.window = max([w for w in self.io["window"] if w > 0], default=0)
+        self.window = self.folder.graph_window
         typ, dims = self.io["inputs"][self.past[0][0]]
-        if _NP.get(typ) is None: raise CheckError(f"The cache of {folder} is {typ}; validate drives float32/float16 caches only.")
+        if _NP.get(typ) is None: raise CheckError(f"The cache of {self.folder.path} is {typ}; validate drives float32/float16 caches only.")
         self.dtype, self.kv_heads = _NP[typ], dims[1] if isinstance(dims[1], int) else spec.num_key_value_heads
         provs = ["CUDAExecutionProvider", "CPUExecutionProvider"] if execution_provider == "cuda" else ["CPUExecutionProvider"]
         self.device = "cuda" if execution_provider == "cuda" else "cpu"
-        self.sess = ort.InferenceSession(str(self.folder/dec.get("filename", "model.onnx")), providers=provs)
+        self.sess = ort.InferenceSession(str(self.folder.graph_path), providers=provs)
         self.out_names = [o.name for o in self.sess.get_outputs()]
         self.in_names = {i.name for i in self.sess.get_inputs()}
 
@@ -114,17 +112,12 @@ class GraphRunner:
 # %% ../nbs/06_validate.ipynb #c013
 class GenaiRunner:
     "An exported folder run by ONNX Runtime GenAI, one appended token at a time."
-    def __init__(self, folder:str|Path, execution_provider:str|None=None):
+    def __init__(self, folder:str|Path|ExportFolder, # an exported folder
+                 execution_provider:str|None=None):  # None: the folder's own providers
         import onnxruntime_genai as og
-        self.og, self.folder = og, Path(folder)
-        gcfg = read_genai_config(self.folder)
-        self.context = gcfg["model"].get("context_length") or gcfg["search"]["max_length"]
-        self.window = ((gcfg["model"]["decoder"].get("sliding_window") or {}).get("window_size")) or 0
-        cfg = og.Config(str(self.folder))
-        if execution_provider:
-            cfg.clear_providers()
-            if execution_provider != "cpu": cfg.append_provider(execution_provider)
-        self.model = og.Model(cfg)
+        self.og, self.folder = og, ExportFolder.of(folder)
+        self.context, self.window = self.folder.context_length, self.folder.sliding_window
+        self.model = self.folder.model(execution_provider)
 
     def prefill(self, ids:list, capacity:int) -> np.ndarray:
         "Logits [vocab] of the prompt's last position; the generator can hold `capacity` tokens."
@@ -142,7 +135,7 @@ class GenaiRunner:
 @dataclass
 class Phase:
     "Logit differences of one runner over one kind of position."
-    runner:str                  # "graph" or "genai"
+    runner:str                  # "onnxruntime" or "ortgenai"
     name:str                    # "prefill", "decode", "decode > window"
     precision:str
     count:int=0                 # positions compared
@@ -205,7 +198,7 @@ class ValidationReport:
         head = f"validate {self.folder} ({self.precision}): " + ("PASS" if self.ok else f"FAIL ({len(self.failures)} phase(s))")
         lines = [head, f"  sequences (prompt, decode steps): {self.sequences}"]
         for r in self._rows():
-            lines.append(f"  {r[7]:4} {r[0]:5} {r[1]:15} n={r[2]:<4} max|diff| {r[3]:>9} mean {r[4]:>9} {r[5]:>20} greedy {r[6]:>7}" + (f"  first failure: {r[8]}" if r[8] else ""))
+            lines.append(f"  {r[7]:4} {r[0]:11} {r[1]:15} n={r[2]:<4} max|diff| {r[3]:>9} mean {r[4]:>9} {r[5]:>20} greedy {r[6]:>7}" + (f"  first failure: {r[8]}" if r[8] else ""))
         if self.accuracy is not None: lines.append(f"  {'PASS' if self.accuracy >= self.min_accuracy else 'FAIL'} task accuracy {self.accuracy:.1%} (need {self.min_accuracy:.0%})")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -263,13 +256,18 @@ def _compare(runner_name, runner, refs, seqs, spec, precision, progress, report)
     order = ["prefill", "prefill > window", "decode", "decode > window"]
     report.phases += sorted(phases.values(), key=lambda p: order.index(p.name))
 
+RUNNERS = {"onnxruntime": lambda folder, spec, ep: GraphRunner(folder, spec, ep),
+           "ortgenai": lambda folder, spec, ep: GenaiRunner(folder, ep)}
+"The two ways `validate` runs an export, by the names `bench` and the CLI use"
+_OLD_NAMES = {"graph": "onnxruntime", "genai": "ortgenai"}   # the names validate used before; still accepted
+
 def validate(source,                       # the model exported: "embedded", a folder or a hub id (the PyTorch reference)
-             exported:str|Path,            # the exported folder
+             folder:str|Path|ExportFolder, # the exported folder
              precision:str|None=None,      # judged as this precision; None reads export_report.json
              execution_provider:str|None=None, # "cpu" or "cuda"; None reads export_report.json
              sequences:list|None=None,     # (prompt length, decode steps) pairs; None: `default_sequences`
              decode_steps:int=64,          # decode steps of the first sequence
-             runners=("graph", "genai"),   # drive the graph directly, and/or through ORT GenAI
+             runners=("onnxruntime", "ortgenai"), # drive the graph directly, and/or through ORT GenAI
              accuracy_prompts:int|None=None, # score the reversal task on this many held-out prompts (embedded model; default 200 for int4/int8)
              reference=None,               # a loaded transformers model (saves loading it again)
              seed:int=0,
@@ -278,21 +276,21 @@ def validate(source,                       # the model exported: "embedded", a f
     "Compare an export with the PyTorch model it came from; the report says PASS or FAIL per phase."
     progress = progress or (lambda *a: None)
     t0 = time.time()
-    folder = Path(exported)
-    gcfg = read_genai_config(folder)
-    rep_f = folder/"export_report.json"
-    er = json.loads(rep_f.read_text()) if rep_f.exists() else {}
-    precision = precision or er.get("precision")
-    if precision is None: raise CheckError(f"{folder} has no export_report.json saying its precision. Fix: pass precision='fp32' (or fp16, int4, ...).")
-    if precision not in TOLERANCES: raise CheckError(f"Unknown precision {precision!r}. Fix: pass one of {', '.join(TOLERANCES)}.")
-    ep = execution_provider or er.get("execution_provider") or "cpu"
+    runners = [_OLD_NAMES.get(r, r) for r in runners]
+    bad = [r for r in runners if r not in RUNNERS]
+    if bad or not runners: raise BadOption(f"Unknown runner(s) {', '.join(map(repr, bad))}." if bad else "No runner chosen.", f"choose from {', '.join(RUNNERS)}.")
+    folder = ExportFolder.of(folder)
+    precision = precision or folder.precision
+    if precision is None: raise CheckError(f"{folder.path} has no export_report.json saying its precision.", "pass precision='fp32' (or fp16, int4, ...).")
+    if precision not in TOLERANCES: raise BadOption(f"Unknown precision {precision!r}.", f"pass one of {', '.join(TOLERANCES)}.")
+    ep = execution_provider or folder.execution_provider
     src = resolve_source(source)
     spec = ModelSpec.from_pretrained(src)
-    context = gcfg["model"].get("context_length") or gcfg["search"]["max_length"]
+    context = folder.context_length
     seqs = sequences or default_sequences(spec, context, decode_steps)
     for p, n in seqs:
-        if p < 1 or p + n > context: raise CheckError(f"Sequence (prompt {p}, {n} steps) does not fit the export's context of {context}. Fix: shorten it.")
-    report = ValidationReport(folder, precision, sequences=[list(s) for s in seqs])
+        if p < 1 or p + n > context: raise BadOption(f"Sequence (prompt {p}, {n} steps) does not fit the export's context of {context}.", "shorten it.")
+    report = ValidationReport(folder.path, precision, sequences=[list(s) for s in seqs])
     device = "cuda" if ep == "cuda" else "cpu"
     progress("validate", 0.0, "PyTorch reference")
     model = reference or load_reference(src, device, "float16" if device == "cuda" else "float32")
@@ -300,7 +298,7 @@ def validate(source,                       # the model exported: "embedded", a f
     refs = [reference_logits(model, ids) for ids, p, n in data]
     if precision in ("int4", "int8") and device == "cpu" and spec.vocab_size < 1000 and accuracy_prompts is None: accuracy_prompts = 200
     for name in runners:
-        try: r = GraphRunner(folder, spec, ep) if name == "graph" else GenaiRunner(folder, ep)
+        try: r = RUNNERS[name](folder, spec, ep)
         except Exception as e:
             p = Phase(name, "load", precision); p.error = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"; report.phases.append(p); continue
         _compare(name, r, refs, data, spec, precision, progress, report)
@@ -313,7 +311,7 @@ def validate(source,                       # the model exported: "embedded", a f
     progress("validate", 1.0, "PASS" if report.ok else "FAIL")
     return report
 
-def task_accuracy(folder, n:int=200, execution_provider:str|None=None) -> float:
+def task_accuracy(folder:str|Path|ExportFolder, n:int=200, execution_provider:str|None=None) -> float:
     "Exact-match accuracy of the export on `n` held-out reversal prompts (the embedded model's task)."
     from mistral_onnx.generate import OnnxLM
     words = task_words(n, seed=1)
