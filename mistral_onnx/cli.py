@@ -8,36 +8,38 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/cli.html.md"""
 from __future__ import annotations
 import argparse, sys, time, json
 from pathlib import Path
-from .spec import SpecError
-from .models import SourceError, task_words, task_prompt, task_score
-from .check import check_kv, CheckError
-from .export import export, ExportError, Cancelled, print_progress, ROUTES, PRECISIONS
-from .generate import OnnxLM, GenerationError
-from .spec import ModelSpec
-from .diagnose import diagnose, DiagnoseError
+from .env import MistralOnnxError, Cancelled
+from .routes import ROUTES, print_progress
 
 # %% auto #0
-__all__ = ['COMMANDS', 'KNOWN_ERRORS', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo', 'cmd_diagnose', 'build_parser',
-           'main', 'cmd_doctor', 'cmd_validate', 'cmd_bench']
+__all__ = ['COMMANDS', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo', 'cmd_diagnose', 'build_parser', 'main',
+           'cmd_doctor', 'cmd_validate', 'cmd_bench']
 
 # %% ../nbs/10_cli.ipynb #c005
 def cmd_export(a) -> int:
-    "Export a model; print progress by stage and the KV check."
+    "Export a model; print progress by stage and the KV check (the one the export ran)."
+    from mistral_onnx.export import export
+    finish = ()
+    if a.tune:
+        from mistral_onnx.bench import tune_runtime_options
+        finish = (tune_runtime_options,)
     r = export(a.source, a.out, route=a.route, precision=a.precision, execution_provider=a.ep, overwrite=a.overwrite,
-               trust_remote_code=a.trust_remote_code, progress=print_progress, tune=a.tune,
+               trust_remote_code=a.trust_remote_code, progress=print_progress, finish=finish,
                log=(lambda s: print("   ", s, flush=True)) if a.verbose else None)
     print(f"exported {a.source} -> {r.out} ({r.report['bytes']/1e6:.1f} MB, {r.report['seconds']:.1f} s)")
-    print(check_kv(r.out))
+    print(r.kv)
     return 0
 
 def cmd_check(a) -> int:
     "KV check of an exported folder; exit 1 if anything is wrong."
+    from mistral_onnx.check import check_kv
     rep = check_kv(a.out)
     print(rep)
     return 0 if rep.ok else 1
 
 def cmd_generate(a) -> int:
     "Stream one answer to stdout; speed to stderr."
+    from mistral_onnx.generate import OnnxLM
     lm = OnnxLM(a.out, execution_provider=a.ep)
     for piece in lm.stream(a.prompt, chat=not a.raw, max_new_tokens=a.max_new_tokens, do_sample=a.sample,
                            temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed):
@@ -50,13 +52,16 @@ def cmd_generate(a) -> int:
 # %% ../nbs/10_cli.ipynb #c007
 def cmd_demo(a) -> int:
     "Export the embedded model, check it, generate, and score it on held-out prompts."
+    from mistral_onnx.export import export
+    from mistral_onnx.generate import OnnxLM
+    from mistral_onnx.models import task_words, task_prompt, task_score
     t0 = time.time()
     out = Path(a.out)
     print(f"== 1. export the embedded tiny Mistral ({a.precision}, {a.ep}) -> {out}")
     r = export("embedded", out, precision=a.precision, execution_provider=a.ep, overwrite=True, progress=print_progress)
     print(f"   {r.report['bytes']/1e6:.2f} MB in {r.report['seconds']:.1f} s")
     print("== 2. KV check")
-    rep = check_kv(out); print(rep)
+    rep = r.kv; print(rep)
     if not rep.ok: return 1
     print("== 3. generate (streaming, greedy)")
     lm = OnnxLM(out)
@@ -73,9 +78,11 @@ def cmd_demo(a) -> int:
     print(f"== done in {time.time() - t0:.1f} s. Try: mistral-onnx generate {out} \"reverse: onnx\"")
     return 0 if acc >= a.min_accuracy else 1
 
-# %% ../nbs/10_cli.ipynb #diag01
+# %% ../nbs/10_cli.ipynb #c009
 def cmd_diagnose(a) -> int:
     "Diagnose a model folder, an export or an Olive workflow config; exit 1 if anything is wrong."
+    from mistral_onnx.diagnose import diagnose
+    from mistral_onnx.spec import ModelSpec
     d = diagnose(a.path, ModelSpec.from_pretrained(a.config) if a.config else None)
     print(d)
     if a.write_fixed:
@@ -85,19 +92,26 @@ def cmd_diagnose(a) -> int:
             print(f"corrected workflow config written to {a.write_fixed}")
     return 0 if d.ok else 1
 
-# %% ../nbs/10_cli.ipynb #c009
+# %% ../nbs/10_cli.ipynb #c011
 COMMANDS = {}
+
+def _choices():
+    "Routes, precisions and execution providers, read from the route declarations (a registered route adds its own)."
+    precisions = [p for p in ("fp32", "fp16", "bf16", "int4", "int8") if any(p in ps for r in ROUTES.values() for ps in r.precisions.values())]
+    eps = sorted({ep for r in ROUTES.values() for ep in r.precisions})
+    return list(ROUTES), precisions, eps
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mistral-onnx` argument parser with every sub-command."
     p = argparse.ArgumentParser(prog="mistral-onnx", description="Mistral-class LMs to ONNX with a KV cache, checked, and run with ONNX Runtime GenAI.")
     sub = p.add_subparsers(dest="command", required=True)
+    routes, precisions, eps = _choices()
     e = sub.add_parser("export", help="export a model (embedded, a folder or a hub id) to an ONNX folder")
     e.add_argument("source", help="'embedded', a local model folder, or a hub id")
     e.add_argument("out", help="output folder (created; refused if it exists unless --overwrite)")
-    e.add_argument("--route", default="builder", choices=sorted(ROUTES), help="exporter to use (default: builder)")
-    e.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16", "int4", "int8"])
-    e.add_argument("--ep", default="cpu", choices=sorted(PRECISIONS), help="execution provider")
+    e.add_argument("--route", default="builder", choices=routes, help="exporter to use (default: builder; `mistral-onnx doctor` says which work here)")
+    e.add_argument("--precision", default="fp32", choices=precisions, help="what the route exports on this provider (default: fp32)")
+    e.add_argument("--ep", default="cpu", choices=eps, help="execution provider (default: cpu)")
     e.add_argument("--overwrite", action="store_true", help="replace OUT once the new export has passed its check")
     e.add_argument("--trust-remote-code", action="store_true", help="allow models whose code lives in their repository")
     e.add_argument("--tune", action="store_true", help="measure runtime options (threads / CUDA graph) and keep the fastest correct one")
@@ -117,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the whole job on the embedded model: export, check, generate, accuracy")
     d.add_argument("--out", default="mistral-onnx-demo", help="where to export (replaced if present)")
     d.add_argument("--precision", default="fp32", choices=["fp32", "int4", "int8"])
-    d.add_argument("--ep", default="cpu", choices=sorted(PRECISIONS))
+    d.add_argument("--ep", default="cpu", choices=eps)
     d.add_argument("-n", type=int, default=500, help="held-out prompts to score (the 500 the training notebook scored)")
     d.add_argument("--min-accuracy", type=float, default=0.99, help="exit 1 below this accuracy")
     d.set_defaults(fn=cmd_demo)
@@ -130,42 +144,41 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help_); add(s); s.set_defaults(fn=fn)
     return p
 
-KNOWN_ERRORS = (SpecError, SourceError, ExportError, CheckError, GenerationError, DiagnoseError)
-
 def main(argv:list|None=None) -> int:
     "Entry point of the `mistral-onnx` console script."
     a = build_parser().parse_args(argv)
     try: return a.fn(a)
     except Cancelled as e:                 # Ctrl-C or SIGTERM during an export: the shell's code for an interrupt
         print(f"error: {e}", file=sys.stderr); return 130
-    except KNOWN_ERRORS as e:
+    except MistralOnnxError as e:
         print(f"error: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr); return 130
     except Exception as e:
         print(f"error: unexpected {type(e).__name__}: {e}\n(please report this with the command you ran)", file=sys.stderr); return 1
 
-# %% ../nbs/10_cli.ipynb #d002
+# %% ../nbs/10_cli.ipynb #c013
 def cmd_doctor(a) -> int:
-    "Print what is installed and which export routes work here; exit 1 if `--route` names one that cannot."
+    "Print what is installed and which export routes work here; exit 1 if two runtime flavours collide or `--route` names one that cannot work."
     from mistral_onnx.doctor import doctor
     d = doctor()
     print(json.dumps(d.to_dict(), indent=1) if a.json else d)
+    if d.conflicts: return 1
     return 0 if a.route is None or d.routes[a.route].works else 1
 
 def _doctor_args(s):
     s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.add_argument("--route", choices=sorted(ROUTES), default=None, help="exit 1 if this route cannot work here")
+    s.add_argument("--route", choices=list(ROUTES), default=None, help="exit 1 if this route cannot work here")
 
 COMMANDS["doctor"] = ("installed versions, execution providers, CUDA, and which export routes work here", _doctor_args, cmd_doctor)
 
-# %% ../nbs/10_cli.ipynb #vb002
+# %% ../nbs/10_cli.ipynb #c015
 def cmd_validate(a) -> int:
     "Compare an export with PyTorch; exit 1 if any phase fails."
     from mistral_onnx.validate import validate
     seqs = [tuple(int(x) for x in s.split(",")) for s in a.sequence] if a.sequence else None
     r = validate(a.source, a.out, precision=a.precision, execution_provider=a.ep, sequences=seqs, decode_steps=a.decode_steps,
-                 runners=tuple(a.runner or ("graph", "genai")), accuracy_prompts=a.accuracy_prompts)
+                 runners=tuple(a.runner or ("onnxruntime", "ortgenai")), accuracy_prompts=a.accuracy_prompts)
     print(json.dumps(r.to_dict(), indent=1) if a.json else r)
     return 0 if r.ok else 1
 
@@ -176,7 +189,7 @@ def _validate_args(s):
     s.add_argument("--ep", default=None, choices=["cpu", "cuda"], help="execution provider (default: the export's own)")
     s.add_argument("--sequence", action="append", metavar="PROMPT,STEPS", help="a prompt length and decode steps to compare (repeatable)")
     s.add_argument("--decode-steps", type=int, default=64, help="decode steps of the first default sequence")
-    s.add_argument("--runner", action="append", choices=["graph", "genai"], help="compare only this runner (repeatable)")
+    s.add_argument("--runner", action="append", choices=["onnxruntime", "ortgenai"], help="compare only this runner (repeatable): the graph through onnxruntime, or ONNX Runtime GenAI")
     s.add_argument("--accuracy-prompts", type=int, default=None, help="also score the reversal task on N prompts (embedded model)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
 

@@ -1,4 +1,4 @@
-"""Installed versions, execution providers, CUDA, and for every export route: works here, or why not and what to install — from the same table of requirements the compatibility matrix tests prove.
+"""Installed versions and runtime flavours, execution providers, CUDA, and for every export route: works here, or why not and what to install — read from the routes' own declarations, which the compatibility matrix tests prove.
 
 Docs: https://mistral-onnx.github.io/mistral_onnx/doctor.html.md"""
 
@@ -9,131 +9,42 @@ from __future__ import annotations
 import json, os, platform, shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from .export import versions, available_providers, ROUTES, ExportError
+from .env import versions, available_providers, cuda_info, runtime, RUNTIME_FLAVOURS, Runtime
+from .routes import ROUTES, RouteStatus
 
 # %% auto #0
-__all__ = ['OLIVE_PIN', 'CURRENT_PIN', 'REQUIREMENTS', 'FIXES', 'MATRIX_FILE', 'Req', 'unmet', 'RouteStatus', 'route_status',
-           'require', 'profile', 'cuda_info', 'DoctorReport', 'doctor', 'load_matrix', 'record_result',
-           'matrix_markdown']
+__all__ = ['profile', 'DoctorReport', 'doctor', 'load_matrix', 'record_result', 'matrix_markdown']
 
-# %% ../nbs/11_doctor.ipynb #c005
-@dataclass(frozen=True)
-class Req:
-    "One measured requirement of a route."
-    package:str          # the distribution name, as pip spells it
-    spec:str=""          # PEP 440 specifier the installed version must match; "" = installed at all
-    why:str=""           # what fails otherwise (the error seen)
-    when:tuple|None=None # (package, specifier): the requirement holds only while that package matches
-
-OLIVE_PIN = "pip install 'mistral_onnx[olive]' (in its own environment: python3.11 -m venv .venv-olive)"
-CURRENT_PIN = "pip install -U 'transformers>=5' 'onnxruntime-genai>=0.18' onnxscript"
-
-REQUIREMENTS = {
-    "builder": [Req("onnxruntime-genai", ">=0.14", "older builders have no Mistral sliding-window support we tested"),
-                Req("transformers", ">=5", "onnxruntime-genai 0.18's builder imports transformers 5 classes "
-                    "(`cannot import name 'Qwen3_5ForConditionalGeneration'` on 4.57)", when=("onnxruntime-genai", ">=0.18"))],
-    "torch": [Req("onnxscript", "", "torch.onnx's dynamo exporter needs onnxscript"),
-              Req("transformers", ">=5", "the route passes the cache as `cache=` (transformers 5); on 4.57 torch.export fails "
-                  "(TorchExportError in step 1/3)")],
-    "olive": [Req("olive-ai", ">=0.13", "Olive is not installed"),
-              Req("requests", "", "Olive imports requests without declaring it"),
-              Req("onnxruntime-genai", "<0.15", "Olive 0.13's ModelBuilder pass fails with onnxruntime-genai 0.15 "
-                  "(`Hugging Face details not found in extra_options`) and 0.18 (`No module named "
-                  "'onnxruntime_genai.models.quantized_model'`)")],
-    "olive-optimum": [Req("olive-ai", ">=0.13", "Olive is not installed"),
-                      Req("requests", "", "Olive imports requests without declaring it"),
-                      Req("optimum-onnx", "==0.1.0", "Olive's OptimumConversion needs optimum's ONNX exporter (optimum-onnx)"),
-                      Req("optimum", "~=2.1.0", "optimum-onnx 0.1.0 requires optimum~=2.1.0"),
-                      Req("transformers", "<4.58", "optimum-onnx 0.1.0 requires transformers<4.58")],
-    "olive-onnx": [Req("olive-ai", ">=0.13", "Olive is not installed"),
-                   Req("requests", "", "Olive imports requests without declaring it"),
-                   Req("onnxscript", "", "the dynamo exporter needs onnxscript"),
-                   Req("transformers", "<5", "on transformers 5 OnnxConversion fails (`'past_key_values' is not in list`: "
-                       "the argument became `cache`)")],
-    "optimum": [Req("optimum-onnx", "==0.1.0", "`optimum-cli export onnx` lives in optimum-onnx"),
-                Req("optimum", "~=2.1.0", "optimum-onnx 0.1.0 requires optimum~=2.1.0"),
-                Req("transformers", "<4.58", "optimum-onnx 0.1.0 requires transformers<4.58")],
-}
-"Measured requirements of each export route"
-
-FIXES = {"builder": CURRENT_PIN, "torch": CURRENT_PIN, "olive": OLIVE_PIN, "olive-optimum": OLIVE_PIN,
-         "olive-onnx": OLIVE_PIN, "optimum": OLIVE_PIN}
-"What to install for each route: the profile (`current` or `olive`) where the matrix shows it working"
-
-# %% ../nbs/11_doctor.ipynb #c008
-def _matches(version:str|None, spec:str) -> bool:
-    from packaging.specifiers import SpecifierSet
-    from packaging.version import Version
-    if version is None: return False
-    return not spec or SpecifierSet(spec).contains(Version(version).public, prereleases=True)
-
-def unmet(route:str,          # a name in `ROUTES`
-          vers:dict|None=None # installed versions (`versions()` when None)
-         ) -> list:           # one sentence per unmet requirement
-    "The requirements of `route` that the installed packages do not meet."
-    if route not in REQUIREMENTS: raise ExportError(f"Unknown route {route!r}. Routes: {', '.join(REQUIREMENTS)}.")
-    v = vers if vers is not None else versions(tuple({r.package for rs in REQUIREMENTS.values() for r in rs} | {"torch"}))
-    out = []
-    for r in REQUIREMENTS[route]:
-        if r.when and not _matches(v.get(r.when[0]), r.when[1]): continue
-        if _matches(v.get(r.package), r.spec): continue
-        have = f"{r.package} {v[r.package]} is installed" if v.get(r.package) else f"{r.package} is not installed"
-        cond = f" with {r.when[0]}{r.when[1]}" if r.when else ""
-        out.append(f"needs {r.package}{r.spec or ''}{cond}, but {have}: {r.why}")
-    return out
-
-# %% ../nbs/11_doctor.ipynb #c012
-@dataclass
-class RouteStatus:
-    "Whether a route can work with what is installed; if not, why and what to install."
-    route:str
-    problems:list=field(default_factory=list)
-    fix:str=""
-    @property
-    def works(self) -> bool: return not self.problems
-    def __str__(self):
-        if self.works: return f"{self.route}: works here"
-        return f"{self.route}: cannot work here: " + "; ".join(self.problems) + f". Fix: {self.fix}"
-
-def route_status(route:str, vers:dict|None=None) -> RouteStatus:
-    "The `RouteStatus` of one route with the installed (or given) versions."
-    return RouteStatus(route, unmet(route, vers), FIXES[route])
-
-def require(route:str):
-    "Raise `ExportError` with the doctor's explanation if `route` cannot work here; called first by a route."
-    st = route_status(route)
-    if not st.works: raise ExportError(f"Route {route!r} " + str(st).split(": ", 1)[1] + " (`mistral-onnx doctor` shows every route.)")
-
-# %% ../nbs/11_doctor.ipynb #c015
+# %% ../nbs/11_doctor.ipynb #c007
 def profile(vers:dict|None=None) -> str:
     "The name of the installed profile: 'olive' when Olive is installed, else 'current'."
     v = vers if vers is not None else versions()
     return "olive" if v.get("olive-ai") else "current"
 
-def cuda_info() -> dict:
-    "What this machine shows of CUDA: the GPU driver, torch's view, ONNX Runtime's providers."
-    info = {"nvidia-smi": shutil.which("nvidia-smi") is not None, "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
-    try:
-        import torch
-        info["torch.cuda"] = torch.cuda.is_available()
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if info["torch.cuda"] else []
-    except Exception as e: info["torch.cuda"] = f"unknown ({type(e).__name__})"
-    info["onnxruntime CUDA"] = "cuda" in available_providers()
-    return info
-
 @dataclass
 class DoctorReport:
-    "Versions, providers, CUDA, and every route's status."
+    "Versions, runtime flavours, providers, CUDA, and every route's status."
     versions:dict
     providers:list
     cuda:dict
     routes:dict
     profile:str
+    runtimes:dict=field(default_factory=dict)   # {module: `Runtime`}: which flavour provides onnxruntime and onnxruntime_genai
+    @property
+    def conflicts(self) -> list:
+        "Problems with the runtime itself: a module two or more distributions install at once, or no runtime at all (each says the fix)."
+        out = [str(r) for r in self.runtimes.values() if r.conflict]
+        missing = [m for m, r in self.runtimes.items() if not r.installed]
+        if missing: out.append(f"no ONNX Runtime installed ({', '.join(missing)} missing). Fix: pip install 'mistral_onnx[cpu]' "
+                               "(or 'mistral_onnx[cuda]' on an NVIDIA GPU, in a fresh environment)")
+        return out
     def __str__(self):
         v = ", ".join(f"{k} {x}" for k, x in self.versions.items() if x)
         missing = ", ".join(k for k, x in self.versions.items() if not x)
-        lines = [f"profile: {self.profile}", f"installed: {v}", f"not installed: {missing or '-'}",
-                 f"execution providers: {', '.join(self.providers)}",
+        lines = [f"PROBLEM: {c}" for c in self.conflicts]
+        lines += [f"profile: {self.profile}", f"installed: {v}", f"not installed: {missing or '-'}",
+                  "runtimes: " + ("; ".join(str(r) for r in self.runtimes.values() if r.installed and not r.conflict) or "-"),
+                  f"execution providers: {', '.join(self.providers)}",
                  "CUDA: " + ", ".join(f"{k}={x}" for k, x in self.cuda.items()), "routes:"]
         lines += [f"  {'ok  ' if s.works else 'NO  '} {s.route}" + ("" if s.works else "\n         " + "\n         ".join(s.problems) +
                   f"\n         fix: {s.fix}") for s in self.routes.values()]
@@ -142,30 +53,37 @@ class DoctorReport:
         rows = "\n".join(f"| `{s.route}` | {'✅ works here' if s.works else '❌ ' + '<br>'.join(s.problems)} | {'' if s.works else '`' + s.fix + '`'} |"
                          for s in self.routes.values())
         cuda = ", ".join(f"{k}: {x}" for k, x in self.cuda.items())
-        return (f"**Profile `{self.profile}`**; execution providers: {', '.join(self.providers)}; CUDA: {cuda}\n\n"
+        warn = "".join(f"**Problem:** {c}\n\n" for c in self.conflicts)
+        return (warn + f"**Profile `{self.profile}`**; runtimes: {'; '.join(str(r) for r in self.runtimes.values() if r.installed and not r.conflict) or '-'}; execution providers: {', '.join(self.providers)}; CUDA: {cuda}\n\n"
                 f"| route | here | fix |\n|---|---|---|\n{rows}")
     def to_dict(self) -> dict:
         return {"profile": self.profile, "versions": self.versions, "providers": self.providers, "cuda": self.cuda,
-                "routes": {r: {"works": s.works, "problems": s.problems, "fix": s.fix} for r, s in self.routes.items()}}
+                "runtimes": {m: {"installed": r.installed, "active": r.active, "version": r.version, "flavour": r.flavour, "conflict": r.conflict,
+                                 "repair": r.repair()} for m, r in self.runtimes.items()},
+                "conflicts": self.conflicts,
+                "routes": {r: {"works": s.works, "problems": list(s.problems), "fix": s.fix} for r, s in self.routes.items()}}
 
 def doctor() -> DoctorReport:
     "What is installed here and which export routes can work with it."
-    v = versions(); extra = versions(("requests", "packaging"))
-    return DoctorReport({**v, "requests": extra["requests"]}, available_providers(), cuda_info(),
-                        {r: route_status(r) for r in ROUTES}, profile(v))
+    v = versions()
+    return DoctorReport(v, available_providers(), cuda_info(), {n: r.status(v) for n, r in ROUTES.items()}, profile(v),
+                        {m: runtime(m) for m in RUNTIME_FLAVOURS})
 
-# %% ../nbs/11_doctor.ipynb #c018
-MATRIX_FILE = Path(__file__).resolve().parent.parent/"nbs"/"compat_matrix.json" if "__file__" in globals() else Path("compat_matrix.json")
-"Where the matrix tests write what they observed (the docs render it)"
+# %% ../nbs/11_doctor.ipynb #c012
+try: MATRIX_FILE = Path(__file__).resolve().parent/"compat_matrix.json"
+except NameError: MATRIX_FILE = Path("../mistral_onnx/compat_matrix.json").resolve()   # in the notebook
+"The recorded matrix, package data (`bash tools/record_matrix.sh` writes it; the docs render it)"
 
 def load_matrix(path:Path|None=None) -> dict:
     "The observed matrix: {'profiles': {profile: {'versions', 'machine', 'routes': {route: {...}}}}}."
     p = Path(path or MATRIX_FILE)
     return json.loads(p.read_text()) if p.exists() else {"profiles": {}}
 
-def record_result(profile:str, route:str, result:dict, vers:dict, path:Path|None=None):
-    "Write one observed cell (route x profile) into the matrix file."
-    p = Path(path or MATRIX_FILE); m = load_matrix(p)
+def record_result(profile:str, route:str, result:dict, vers:dict,
+                  path:Path   # the matrix file to update (`MATRIX_FILE` only through tools/record_matrix.sh)
+                 ):
+    "Write one observed cell (route x profile) into a matrix file."
+    p = Path(path); m = load_matrix(p)
     prof = m["profiles"].setdefault(profile, {"routes": {}})
     prof.update(versions={k: vers.get(k) for k in ("python", "torch", "transformers", "onnxruntime", "onnxruntime-genai",
                                                   "onnxscript", "olive-ai", "optimum", "optimum-onnx")},

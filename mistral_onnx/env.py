@@ -56,6 +56,17 @@ def _on_disk_matches(dist, path:str, algo:str, digest:str) -> bool:
     except OSError: return False
     return base64.urlsafe_b64encode(hashlib.new(algo, data).digest()).rstrip(b"=").decode() == digest
 
+def _loaded_from_here(module:str, found:dict) -> dict:
+    "Keep the distributions installed where `import module` would load it from (a copy in another site folder, shadowed, is harmless)."
+    import importlib.util
+    from pathlib import Path
+    try: spec = importlib.util.find_spec(module)       # a top-level name: imports nothing
+    except (ImportError, ValueError): spec = None
+    if spec is None or not spec.origin: return found
+    here = Path(spec.origin).resolve().parent
+    same = {n: d for n, d in found.items() if Path(d.locate_file(module)).resolve() == here}
+    return same or found
+
 @dataclass
 class Runtime:
     "Which distribution provides a runtime module here."
@@ -91,6 +102,7 @@ def runtime(module:str,        # onnxruntime or onnxruntime_genai
     for n in names:
         try: found[n] = metadata.distribution(n)
         except metadata.PackageNotFoundError: pass
+    found = _loaded_from_here(module, found)
     rt = Runtime(module, {n: d.version for n, d in found.items()})
     if len(found) == 1: rt.active = next(iter(found))
     elif len(found) > 1:
@@ -127,8 +139,9 @@ PROVIDER_NAMES = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda"
 "ONNX Runtime's provider names and the short names our options use"
 
 def available_providers() -> list:
-    "Execution providers ONNX Runtime can use here, short names (cpu, cuda, ...)."
-    import onnxruntime as ort
+    "Execution providers ONNX Runtime can use here, short names (cpu, cuda, ...); [] where onnxruntime cannot be imported."
+    try: import onnxruntime as ort
+    except ImportError: return []
     return [PROVIDER_NAMES.get(p, p) for p in ort.get_available_providers()]
 
 def cuda_info() -> dict:

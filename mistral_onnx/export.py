@@ -6,84 +6,20 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/export.html.md"""
 
 # %% ../nbs/03_export.ipynb #c003
 from __future__ import annotations
-import errno, json, os, platform, shutil, signal, subprocess, sys, tempfile, threading, time
+import errno, json, os, shutil, signal, tempfile, threading, time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
+from .env import Cancelled, versions
 from .spec import ModelSpec
 from .models import resolve_source, TOKENIZER_FILES
-from .check import check_kv, graph_io
+from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, check_provider
+from .check import check_kv
 
 # %% auto #0
-__all__ = ['STAGES', 'PACKAGES', 'PRECISIONS', 'ROUTES', 'ExportError', 'Cancelled', 'versions', 'print_progress',
-           'available_providers', 'check_target', 'builder_config', 'runtime_options', 'apply_runtime_options',
-           'runtime_candidates', 'tune_runtime_options', 'route_builder', 'route_function', 'ExportResult', 'export']
+__all__ = ['runtime_options', 'apply_runtime_options', 'Plan', 'refuse_existing', 'preflight', 'Transaction', 'finish_folder',
+           'command', 'export_report', 'ExportResult', 'export']
 
 # %% ../nbs/03_export.ipynb #c006
-class ExportError(RuntimeError):
-    "An export that could not be done; the message names the cause and the fix."
-
-class Cancelled(ExportError):
-    "The export was cancelled; nothing was left behind."
-
-STAGES = ("load", "convert", "quantize", "write", "check")
-"The stages every route reports, in order"
-
-PACKAGES = ("mistral_onnx", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxruntime-genai",
-            "onnxruntime-genai-cuda", "onnxscript", "olive-ai", "optimum", "optimum-onnx", "tokenizers", "safetensors")
-
-def versions(packages=PACKAGES) -> dict:
-    "Installed versions of the packages an export depends on (None where absent)."
-    out = {"python": platform.python_version()}
-    for p in packages:
-        try: out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError: out[p] = None
-    return out
-
-def print_progress(stage:str, frac:float, msg:str=""):
-    "The CLI's progress: one line per stage change or message."
-    print(f"[{stage:>8}] {frac:4.0%} {msg}", flush=True)
-
-# %% ../nbs/03_export.ipynb #c009
-PRECISIONS = {"cpu": ("fp32", "int4", "int8"), "cuda": ("fp32", "fp16", "bf16", "int4", "int8")}
-"Precisions each execution provider can run"
-
-def available_providers() -> list:
-    "Execution providers ONNX Runtime can use here, short names (cpu, cuda, ...)."
-    import onnxruntime as ort
-    names = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda", "DmlExecutionProvider": "dml", "TensorrtExecutionProvider": "tensorrt"}
-    return [names.get(p, p) for p in ort.get_available_providers()]
-
-def check_target(precision:str, execution_provider:str):
-    "Raise `ExportError` if this precision cannot run on this execution provider here."
-    ep = execution_provider
-    if ep not in PRECISIONS: raise ExportError(f"Unknown execution provider {ep!r}. Use one of: {', '.join(PRECISIONS)}.")
-    if precision not in PRECISIONS[ep]:
-        alt = "fp32 or int4 on cpu, or fp16 on cuda" if precision in ("fp16", "bf16") else ", ".join(PRECISIONS[ep])
-        raise ExportError(f"precision {precision!r} cannot run on {ep}: ONNX Runtime has no {precision} kernels for attention on {ep}. Use {alt}.")
-    if ep == "cuda" and "cuda" not in available_providers():
-        v = versions(("onnxruntime-gpu", "onnxruntime-genai-cuda"))
-        if not (v["onnxruntime-gpu"] and v["onnxruntime-genai-cuda"]):
-            raise ExportError("execution provider 'cuda' is not available: the cuda extra is not installed (onnxruntime here is the "
-                              "CPU wheel). Fix: on a machine with an NVIDIA GPU, `pip uninstall -y onnxruntime onnxruntime-genai && "
-                              "pip install 'mistral_onnx[cuda]'`; or export for cpu.")
-        raise ExportError("execution provider 'cuda' is not available: onnxruntime-gpu is installed but sees no usable GPU. "
-                          "Fix: check that `nvidia-smi` lists a GPU and that the CUDA/cuDNN libraries onnxruntime-gpu needs are on "
-                          "the library path; or export for cpu.")
-
-# %% ../nbs/03_export.ipynb #c012
-def builder_config(cfg:dict) -> dict:
-    "The config handed to the model builder: `layer_types` added when a sliding window is shorter than the context; `num_key_value_heads` made explicit."
-    spec = ModelSpec.from_config(cfg)
-    out = dict(cfg)
-    if cfg.get("num_key_value_heads") is None:     # transformers' MistralConfig reads an absent value as 8, not as multi-head
-        out["num_key_value_heads"] = spec.num_key_value_heads
-    sw, ctx = spec.sliding_window, spec.max_position_embeddings
-    if sw and sw < ctx and not cfg.get("layer_types"):
-        out["layer_types"] = ["sliding_attention"] * spec.num_hidden_layers
-    return out
-
-# %% ../nbs/03_export.ipynb #c015
 def runtime_options(execution_provider:str) -> dict:
     "Session and provider options merged into genai_config's decoder section: the defaults that measured fastest."
     if execution_provider == "cpu": return {"session_options": {"intra_op_num_threads": os.cpu_count() or 1}}
@@ -102,185 +38,70 @@ def apply_runtime_options(gcfg:dict, execution_provider:str, opts:dict|None=None
         else: entries.append({name: dict(po)})
     return gcfg
 
-# %% ../nbs/03_export.ipynb #rt001
-def runtime_candidates(execution_provider:str) -> list:
-    "Option sets worth measuring: thread counts on CPU, CUDA graph off/on on CUDA."
-    if execution_provider == "cpu":
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return [{"session_options": {"intra_op_num_threads": t}} for t in sorted({1, max(1, n // 2), n})]
-    if execution_provider == "cuda": return [{"provider_options": {"cuda": {"enable_cuda_graph": v}}} for v in ("0", "1")]
-    return [{}]
-
-def tune_runtime_options(folder:str|Path,            # a finished export
-                         execution_provider:str|None=None, # None: the export's own
-                         candidates:list|None=None,  # option sets; None: `runtime_candidates`
-                         prompt_len:int=16, new_tokens:int=32, repeats:int=3) -> dict:
-    "Measure each candidate's decode speed on this export, write the fastest correct one into genai_config.json; return the measurement."
-    import onnxruntime_genai as og, statistics
-    folder = Path(folder)
-    rpath, gpath = folder/"export_report.json", folder/"genai_config.json"
-    report = json.loads(rpath.read_text()) if rpath.exists() else {}
-    ep = execution_provider or report.get("execution_provider") or "cpu"
-    cands = candidates or runtime_candidates(ep)
-    base = json.loads(gpath.read_text())
-    ctx = base["model"].get("context_length") or base["search"]["max_length"]
-    win = ((base["model"]["decoder"].get("sliding_window") or {}).get("window_size")) or 0
-    prompt_len = min(prompt_len, ctx // 4); new_tokens = min(new_tokens, ctx - prompt_len - 1)
-    ids = list(range(3, 3 + prompt_len))
-    work = Path(tempfile.mkdtemp(prefix="mo-tune-"))
-    try:
-        models = []
-        for i, c in enumerate(cands):
-            d = work/str(i); d.mkdir()
-            for f in folder.iterdir():
-                if f.name != "genai_config.json": (d/f.name).symlink_to(f.resolve())
-            (d/"genai_config.json").write_text(json.dumps(apply_runtime_options(json.loads(json.dumps(base)), ep, c), indent=2))
-            models.append(og.Model(str(d)))
-        def run(m):
-            p = og.GeneratorParams(m)
-            total = prompt_len + new_tokens
-            p.set_search_options(max_length=min(max(total, win), ctx), min_length=total, do_sample=False)
-            g = og.Generator(m, p); g.append_tokens(ids); g.generate_next_token(); toks = [int(g.get_next_tokens()[0])]
-            t = time.perf_counter()
-            for _ in range(new_tokens - 1): g.generate_next_token(); toks.append(int(g.get_next_tokens()[0]))
-            return (new_tokens - 1) / (time.perf_counter() - t), toks
-        for m in models: run(m)                                   # warm-up
-        speeds, tokens = [[] for _ in cands], [None] * len(cands)
-        for _ in range(repeats):
-            for i, m in enumerate(models):
-                s, tokens[i] = run(m); speeds[i].append(s)
-        del models
-    finally: shutil.rmtree(work, ignore_errors=True)
-    rows = [{"options": c, "decode_tok_s": statistics.median(s), "runs": [round(x, 1) for x in s], "same_tokens": tokens[i] == tokens[0]}
-            for i, (c, s) in enumerate(zip(cands, speeds))]
-    best = max((r for r in rows if r["same_tokens"]), key=lambda r: r["decode_tok_s"])
-    gpath.write_text(json.dumps(apply_runtime_options(base, ep, best["options"]), indent=2))
-    result = {"execution_provider": ep, "prompt_len": prompt_len, "new_tokens": new_tokens, "repeats": repeats,
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus", "candidates": rows, "chosen": best["options"]}
-    if rpath.exists(): rpath.write_text(json.dumps({**report, "runtime_options": best["options"], "runtime_tuning": result}, indent=1))
-    return result
-
-# %% ../nbs/03_export.ipynb #c018
-def _prctl():
-    try:
-        import ctypes
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError): return None                     # not Linux: cancel and signals still stop the builder
-_PRCTL = _prctl()   # looked up here, in the parent: the child between fork and exec must not import or allocate
-
-def _die_with_parent():
-    "In the child, before exec: ask Linux to SIGKILL it if the export process dies (even by SIGKILL), so no orphan writes on."
-    if _PRCTL is not None: _PRCTL(1, 9)                                # PR_SET_PDEATHSIG, SIGKILL
-
-def _run_logged(cmd, log, progress, cancel, stage_of, env=None, cwd=None):
-    "Run `cmd`, feeding each output line to `log` and `stage_of(line)` -> (stage, frac) to `progress`; honour `cancel`."
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, cwd=cwd,
-                         start_new_session=True, preexec_fn=_die_with_parent)
-    tail = []
-    stop = threading.Event()
-    def watch():
-        while not stop.wait(0.2):
-            if cancel is not None and cancel.is_set():
-                try: os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError: pass
-                return
-    threading.Thread(target=watch, daemon=True).start()
-    try:
-        for line in p.stdout:
-            line = line.rstrip()
-            tail = (tail + [line])[-40:]
-            log(line)
-            st = stage_of(line)
-            if st: progress(*st, line[:120])
-        p.wait()
-    except BaseException:
-        try: os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError: pass
-        p.wait(); raise
-    finally: stop.set()
-    if cancel is not None and cancel.is_set(): raise Cancelled("Export cancelled; nothing was written.")
-    return p.returncode, tail
-
-def _builder_stage(spec, precision):
-    "Map the builder's log lines to stages: it reads the embedding, each layer, the head; saves; quantizes (int4/int8); writes genai_config."
-    n, quant = spec.num_hidden_layers, precision in ("int4", "int8")
-    def stage_of(line):
-        low = line.lower()
-        if "reading embedding" in low: return ("convert", 0.0)
-        if low.startswith("reading layer") or "reading decoder layer" in low:
-            try: i = int(low.split("layer")[1].split()[0])
-            except (ValueError, IndexError): i = 0
-            return ("convert", (i + 1) / (n + 1))
-        if "reading lm head" in low: return ("convert", 1.0)
-        if "saving onnx model" in low: return ("quantize", 0.0) if quant else ("write", 0.0)
-        if quant and "complete quantization of /model/layers." in low:
-            try: return ("quantize", (int(low.split("/model/layers.")[1].split("/")[0]) + 1) / n)
-            except (ValueError, IndexError): return None
-        if "saving genai config" in low: return ("write", 0.5)
-        return None
-    return stage_of
-
-def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str,
-                  log, progress, cancel=None, extra_options:dict|None=None, work:Path|None=None):
-    "Export with onnxruntime-genai's model builder into `tmp`."
-    work = Path(work or tempfile.mkdtemp(prefix="mo-builder-"))
-    stage = work/"source"; stage.mkdir(parents=True)
-    for f in src.iterdir():
-        if f.name != "config.json": (stage/f.name).symlink_to(f.resolve())
-    cfg = builder_config(json.loads((src/"config.json").read_text()))
-    (stage/"config.json").write_text(json.dumps(cfg, indent=1))
-    if cfg.get("layer_types") and not json.loads((src/"config.json").read_text()).get("layer_types"):
-        log(f"sliding window {spec.sliding_window}: config handed to the builder gets layer_types = ['sliding_attention'] * {spec.num_hidden_layers}")
-    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(stage), "-o", str(tmp), "-p", precision,
-           "-e", execution_provider, "-c", str(work/"cache")]
-    if extra_options: cmd += ["--extra_options"] + [f"{k}={v}" for k, v in extra_options.items()]
-    log("$ " + " ".join(cmd))
-    progress("convert", 0.0, "model builder started")
-    rc, tail = _run_logged(cmd, log, progress, cancel, _builder_stage(spec, precision), cwd=str(work))
-    if rc != 0 or not (tmp/"model.onnx").exists():
-        full = next((l for l in tail if "No space left on device" in l or "Errno 28" in l), None)
-        if full: raise ExportError(f"No space left on the disk holding {tmp.parent} while the model builder wrote the model "
-                                   f"({full.strip()[:160]}). Fix: free space there (an export needs about twice the weights' size) "
-                                   "or choose an output folder on another disk.")
-        ro = next((l for l in tail if "Read-only file system" in l or "Errno 30" in l), None)
-        if ro: raise ExportError(f"{tmp.parent} is on a read-only file system ({ro.strip()[:160]}). Fix: choose a folder you can write to.")
-        raise ExportError(f"onnxruntime-genai's model builder failed (exit {rc}). Last lines:\n  " + "\n  ".join(tail[-12:]) +
-                          "\nFix: run `mistral-onnx doctor` to see whether this onnxruntime-genai/transformers pair can export this model.")
-    return {"command": cmd, "layer_types_added": bool(cfg.get("layer_types")) and not json.loads((src/"config.json").read_text()).get("layer_types")}
-
-ROUTES = {"builder": route_builder,
-          "torch": "mistral_onnx.torch_route:route_torch",
-          "optimum": "mistral_onnx.olive_routes:route_optimum",
-          "olive": "mistral_onnx.olive_routes:route_olive",
-          "olive-optimum": "mistral_onnx.olive_routes:route_olive_optimum",
-          "olive-onnx": "mistral_onnx.olive_routes:route_olive_onnx"}
-"Export routes by name: a function, or 'module:function' imported when first used (routes with heavy or optional dependencies)"
-
-def route_function(route:str):
-    "The function behind a route name; `ExportError` for an unknown name."
-    if route not in ROUTES: raise ExportError(f"Unknown route {route!r}. Routes: {', '.join(ROUTES)}. `mistral-onnx doctor` says which work here.")
-    fn = ROUTES[route]
-    if isinstance(fn, str):
-        import importlib
-        mod, name = fn.split(":")
-        try: fn = getattr(importlib.import_module(mod), name)
-        except (ImportError, AttributeError) as e:
-            raise ExportError(f"Route {route!r} cannot run here ({type(e).__name__}: {e}). Fix: `mistral-onnx doctor` says what it needs.") from None
-    return fn
-
-# %% ../nbs/03_export.ipynb #c020
+# %% ../nbs/03_export.ipynb #c009
 @dataclass
-class ExportResult:
-    "A finished export: where it is and what its report says."
-    out:Path
-    report:dict
-    def _repr_markdown_(self):
-        r = self.report
-        rows = [("route", r["route"]), ("precision / EP", f"{r['precision']} / {r['execution_provider']}"),
-                ("time", f"{r['seconds']:.1f} s"), ("size", f"{r['bytes']/1e6:.1f} MB"), ("KV check", "PASS" if r["kv_check"]["ok"] else "FAIL"),
-                ("reproduce", f"`{r['command']}`")]
-        return f"**Exported to `{self.out}`**\n\n| | |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+class Plan:
+    "What `preflight` established: an export that can start."
+    route:Route              # the declared route
+    source:str               # as the user gave it
+    src:Path                 # the resolved source folder
+    spec:ModelSpec           # its spec
+    src_config:dict          # its config.json
+    out:Path                 # the absolute output folder
+    precision:str
+    execution_provider:str
+    overwrite:bool
+    route_options:dict=field(default_factory=dict)
 
+def _refuse_unsafe_out(src:Path, out:Path):
+    "Never write into the source, never replace a parent of it, and replace only a folder that is an export (or empty)."
+    s = Path(src).resolve(); o = out.resolve()
+    if o == s or s in o.parents or o in s.parents:
+        raise ExportError(f"The output {out} {'is' if o == s else 'is inside' if s in o.parents else 'contains'} the source model "
+                          f"folder {src}; mistral_onnx never modifies or replaces a source. Fix: choose an output folder outside it.")
+    if out.exists():
+        if not out.is_dir(): raise ExportError(f"{out} exists and is a file, not an export folder. Fix: choose another output folder.")
+        if any(out.iterdir()) and not ((out/"genai_config.json").exists() or (out/"export_report.json").exists()):
+            raise ExportError(f"{out} exists and is not an export folder (no genai_config.json), so --overwrite will not replace it. "
+                              "Fix: choose another output folder, or delete it yourself if it is really meant to go.")
+
+def refuse_existing(out:Path, overwrite:bool):
+    "`ExportError` if `out` exists and `overwrite` is not set."
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} already exists. Fix: choose another folder, or pass overwrite=True (CLI: --overwrite); "
+                          "the old folder is replaced only once the new export has passed its check.")
+
+def preflight(source:str|Path,               # "embedded", a model folder, or a hub id
+              out:str|Path,                  # folder to create
+              route_name:str|Route="builder",# a name in `ROUTES`
+              precision:str="fp32",          # what the route exports (see its declaration)
+              execution_provider:str="cpu",  # cpu or cuda
+              overwrite:bool=False,          # an existing export may be replaced
+              trust_remote_code:bool=False,  # allow models whose code lives in their repository
+              progress=None,                 # callback (stage, fraction, message)
+              **route_options                # passed to the route
+             ) -> Plan:
+    "Every refusal that can be made before work starts; the `Plan` of an export that can."
+    progress = progress or (lambda *a: None)
+    r = route(route_name)
+    r.check_target(precision, execution_provider)
+    r.require()
+    check_provider(execution_provider)
+    if trust_remote_code and r.name == "builder":   # the builder refuses repository code unless told (hf_remote)
+        route_options["extra_options"] = {**(route_options.get("extra_options") or {}), "hf_remote": "true"}
+    progress("load", 0.0, f"resolving {source}")
+    src = resolve_source(source, trust_remote_code=trust_remote_code)
+    src_cfg = json.loads((src/"config.json").read_text())
+    spec = ModelSpec.from_config(src_cfg)
+    out = Path(out).expanduser().absolute()
+    _refuse_unsafe_out(src, out)
+    refuse_existing(out, overwrite)
+    try: out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ExportError(f"Cannot create {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
+    if not os.access(out.parent, os.W_OK): raise ExportError(f"{out.parent} is not writable. Fix: choose a folder you can write to.")
+    return Plan(r, str(source), src, spec, src_cfg, out, precision, execution_provider, overwrite, route_options)
+
+# %% ../nbs/03_export.ipynb #c012
 def _lock(out:Path):
     "Take `.NAME.lock` beside `out` with `flock`: the kernel frees it when the holder dies, so a killed export never blocks the next."
     import fcntl
@@ -326,113 +147,132 @@ def _swap_in(tmp:Path, out:Path):
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
     out.rename(old); tmp.rename(out); shutil.rmtree(old, ignore_errors=True)
 
-def _refuse_unsafe_out(src:Path, out:Path):
-    "Never write into the source, never replace a parent of it, and replace only a folder that is an export (or empty)."
-    s = Path(src).resolve(); o = out.resolve()
-    if o == s or s in o.parents or o in s.parents:
-        raise ExportError(f"The output {out} {'is' if o == s else 'is inside' if s in o.parents else 'contains'} the source model "
-                          f"folder {src}; mistral_onnx never modifies or replaces a source. Fix: choose an output folder outside it.")
-    if out.exists():
-        if not out.is_dir(): raise ExportError(f"{out} exists and is a file, not an export folder. Fix: choose another output folder.")
-        if any(out.iterdir()) and not ((out/"genai_config.json").exists() or (out/"export_report.json").exists()):
-            raise ExportError(f"{out} exists and is not an export folder (no genai_config.json), so --overwrite will not replace it. "
-                              "Fix: choose another output folder, or delete it yourself if it is really meant to go.")
+class Transaction:
+    "Own the output folder for one export: lock, stale clean-up, temporary folders, atomic swap; nothing left on failure."
+    def __init__(self, out:Path,          # the absolute output folder
+                 overwrite:bool=False,    # an existing export may be replaced
+                 log=None                 # callback for each log line
+                ):
+        self.out, self.overwrite, self.log = Path(out), overwrite, log or (lambda s: None)
+        self.tmp = self.work = self._lock = self._old_term = None
+    def __enter__(self):
+        try: self._lock = _lock(self.out)
+        except OSError as e: raise ExportError(f"Cannot write in {self.out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
+        try:
+            _clean_stale(self.out, self.log)
+            refuse_existing(self.out, self.overwrite)   # again, under the lock: another export may have just finished it
+            if threading.current_thread() is threading.main_thread():
+                def _term(signum, frame): raise KeyboardInterrupt(f"signal {signum}")
+                self._old_term = signal.signal(signal.SIGTERM, _term)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
+            self.work = Path(tempfile.mkdtemp(prefix="mo-work-"))
+        except BaseException as e:
+            self.__exit__(type(e), e, None); raise
+        return self
+    def commit(self):
+        "Put the finished temporary folder in place of `out`."
+        _swap_in(self.tmp, self.out)
+    def __exit__(self, typ, e, tb):
+        for d in (self.tmp, self.work):
+            if d is not None: shutil.rmtree(d, ignore_errors=True)
+        if self._lock: _unlock(*self._lock); self._lock = None
+        if self._old_term is not None: signal.signal(signal.SIGTERM, self._old_term); self._old_term = None
+        if typ is not None and issubclass(typ, KeyboardInterrupt):
+            raise Cancelled("Export interrupted; the partial folder was removed and nothing was written.") from None
+        if typ is not None and issubclass(typ, OSError):
+            fix = {errno.ENOSPC: "free space on that disk (an export needs about twice the weights' size) or choose a folder on another disk",
+                   errno.EDQUOT: "free space within your quota or choose another folder",
+                   errno.EROFS: "choose a folder on a writable file system"}.get(e.errno, "choose a folder you can write to, with free space")
+            raise ExportError(f"Writing the export failed ({e.strerror or e}: {e.filename or self.out.parent}). Nothing was left at {self.out}.",
+                              fix + ".") from None
+        return False
+
+# %% ../nbs/03_export.ipynb #c016
+def finish_folder(tmp:Path, src:Path, execution_provider:str):
+    "Copy the source's tokenizer files into the export and write the runtime options into its genai_config."
+    for f in src.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens_map")) or f.name in TOKENIZER_FILES or f.name == "chat_template.jinja":
+            shutil.copy2(f, tmp/f.name)
+    gpath = tmp/"genai_config.json"
+    gpath.write_text(json.dumps(apply_runtime_options(json.loads(gpath.read_text()), execution_provider), indent=2))
 
 def _dir_bytes(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
-def _command(source, out, route, precision, ep, overwrite):
-    return (f"mistral-onnx export {source} {out} --route {route} --precision {precision} --ep {ep}" + (" --overwrite" if overwrite else ""))
+def command(p:Plan) -> str:
+    "The `mistral-onnx export` command line that reproduces this export."
+    return (f"mistral-onnx export {p.source} {p.out} --route {p.route.name} --precision {p.precision} --ep {p.execution_provider}"
+            + (" --overwrite" if p.overwrite else ""))
+
+def export_report(p:Plan,          # the export's plan
+                  tmp:Path,        # the finished folder
+                  kv,              # its `KVReport`
+                  info:dict,       # what the route returned
+                  seconds:float,   # wall time so far
+                  times:dict       # seconds per stage
+                 ) -> dict:
+    "The `export_report.json` of a finished export."
+    io = kv.io
+    return {"route": p.route.name, "source": p.source, "source_path": str(p.src), "precision": p.precision,
+            "execution_provider": p.execution_provider, "versions": versions(), "seconds": round(seconds, 2),
+            "stage_seconds": {k: round(v, 2) for k, v in times.items()}, "bytes": _dir_bytes(tmp),
+            "files": {f.name: f.stat().st_size for f in sorted(tmp.iterdir()) if f.is_file()},
+            "inputs": {k: list(v[1]) for k, v in io["inputs"].items()}, "outputs": {k: list(v[1]) for k, v in io["outputs"].items()},
+            "runtime_options": runtime_options(p.execution_provider), "source_config": p.src_config,
+            "kv_check": {"ok": kv.ok, "tensors": sum(1 for f in kv.findings if f.what.startswith(("past_key_values.", "present.")))},
+            "route_info": {k: (v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)) for k, v in (info or {}).items()},
+            "command": command(p)}
+
+# %% ../nbs/03_export.ipynb #c018
+@dataclass
+class ExportResult:
+    "A finished export: where it is, what its report says, and its KV check."
+    out:Path
+    report:dict
+    kv:object=None          # the `KVReport` the export ran (so callers need not run it again)
+    def _repr_markdown_(self):
+        r = self.report
+        rows = [("route", r["route"]), ("precision / EP", f"{r['precision']} / {r['execution_provider']}"),
+                ("time", f"{r['seconds']:.1f} s"), ("size", f"{r['bytes']/1e6:.1f} MB"), ("KV check", "PASS" if r["kv_check"]["ok"] else "FAIL"),
+                ("reproduce", f"`{r['command']}`")]
+        return f"**Exported to `{self.out}`**\n\n| | |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
 def export(source:str|Path,                 # "embedded", a model folder, or a hub id
            out:str|Path,                    # folder to create
-           route:str="builder",             # one of `ROUTES`
-           precision:str="fp32",            # fp32, fp16, bf16, int4, int8
+           route:str="builder",             # a name in `ROUTES` (`mistral-onnx doctor` says which work here)
+           precision:str="fp32",            # fp32, fp16, bf16, int4, int8: what the route exports on this provider
            execution_provider:str="cpu",    # cpu or cuda
            overwrite:bool=False,            # replace `out` if it exists (atomically, after the new export passed its check)
            trust_remote_code:bool=False,    # allow models whose code lives in their repository
            progress=None,                   # callback (stage, fraction, message); None prints nothing
            log=None,                        # callback for each log line; None drops them
            cancel:threading.Event|None=None,# set it to stop the export
-           tune:bool=False,                 # measure `runtime_candidates` on the export and keep the fastest correct one (loads the model once per candidate)
-           **route_options                  # passed to the route
+           finish:tuple=(),                 # steps f(folder, execution_provider) -> dict|None run on the checked folder before it is put in place; results in the report under f's name
+           **route_options                  # passed to the route function, e.g. `extra_options` (builder), `io_config` (olive-onnx)
           ) -> ExportResult:
     "Export `source` to an ONNX folder with a KV cache that ONNX Runtime GenAI runs."
     progress = progress or (lambda *a: None); log = log or (lambda s: None)
-    route_fn = route_function(route)
-    from mistral_onnx.doctor import require, FIXES   # doctor builds on this module, so it is imported here, not at the top
-    if route in FIXES: require(route)   # a route that cannot work with the installed versions fails now, with doctor's reason
-    check_target(precision, execution_provider)
-    if trust_remote_code and route_fn is route_builder:   # the builder refuses repository code unless told (hf_remote)
-        route_options["extra_options"] = {**(route_options.get("extra_options") or {}), "hf_remote": "true"}
     t0 = time.time(); times = {}
-    progress("load", 0.0, f"resolving {source}")
-    src = resolve_source(source, trust_remote_code=trust_remote_code)
-    src_cfg = json.loads((src/"config.json").read_text())
-    spec = ModelSpec.from_config(src_cfg)
-    out = Path(out).expanduser().absolute()
-    def refuse_existing():
-        if out.exists() and not overwrite:
-            raise ExportError(f"{out} already exists. Fix: choose another folder, or pass overwrite=True (CLI: --overwrite); "
-                              "the old folder is replaced only once the new export has passed its check.")
-    _refuse_unsafe_out(src, out)
-    refuse_existing()
-    try: out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise ExportError(f"Cannot create {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
-    if not os.access(out.parent, os.W_OK): raise ExportError(f"{out.parent} is not writable. Fix: choose a folder you can write to.")
-    try: lock, lock_fd = _lock(out)
-    except OSError as e: raise ExportError(f"Cannot write in {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
-    tmp = work = old_term = None
-    try:
-        _clean_stale(out, log)
-        refuse_existing()                    # again, under the lock: another export may have just finished it
-        if threading.current_thread() is threading.main_thread():
-            def _term(signum, frame): raise KeyboardInterrupt(f"signal {signum}")
-            old_term = signal.signal(signal.SIGTERM, _term)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-        work = Path(tempfile.mkdtemp(prefix="mo-work-"))
+    p = preflight(source, out, route, precision, execution_provider, overwrite, trust_remote_code, progress, **route_options)
+    fn = p.route.load()
+    with Transaction(p.out, overwrite, log) as t:
         times["load"] = time.time() - t0
-        progress("load", 1.0, f"{spec.model_type}: {spec.num_hidden_layers} layers, {spec.num_attention_heads} heads, {spec.num_key_value_heads} KV heads")
+        progress("load", 1.0, f"{p.spec.model_type}: {p.spec.num_hidden_layers} layers, {p.spec.num_attention_heads} heads, {p.spec.num_key_value_heads} KV heads")
         t1 = time.time()
-        info = route_fn(src, spec, tmp, precision, execution_provider, log=log, progress=progress, cancel=cancel, work=work, **route_options)
+        info = fn(p.src, p.spec, t.tmp, precision, execution_provider, log=log, progress=progress, cancel=cancel, work=t.work, **p.route_options)
         times["convert"] = time.time() - t1
         progress("write", 0.9, "tokenizer, genai_config, report")
-        for f in src.iterdir():   # the source's own tokenizer files, unchanged: transformers and og must read the same
-            if f.name.startswith(("tokenizer", "special_tokens_map")) or f.name in TOKENIZER_FILES or f.name == "chat_template.jinja":
-                shutil.copy2(f, tmp/f.name)
-        gpath = tmp/"genai_config.json"
-        gcfg = apply_runtime_options(json.loads(gpath.read_text()), execution_provider)
-        gpath.write_text(json.dumps(gcfg, indent=2))
+        finish_folder(t.tmp, p.src, execution_provider)
         progress("check", 0.0, "KV check")
-        rep = check_kv(tmp, spec)
-        if not rep.ok: raise ExportError(f"The {route} route produced a graph that fails the KV check:\n{rep}")
-        io = rep.io
-        report = {"route": route, "source": str(source), "source_path": str(src), "precision": precision,
-                  "execution_provider": execution_provider, "versions": versions(), "seconds": round(time.time() - t0, 2),
-                  "stage_seconds": {k: round(v, 2) for k, v in times.items()}, "bytes": _dir_bytes(tmp),
-                  "files": {f.name: f.stat().st_size for f in sorted(tmp.iterdir()) if f.is_file()},
-                  "inputs": {k: list(v[1]) for k, v in io["inputs"].items()}, "outputs": {k: list(v[1]) for k, v in io["outputs"].items()},
-                  "runtime_options": runtime_options(execution_provider), "source_config": src_cfg,
-                  "kv_check": {"ok": rep.ok, "tensors": sum(1 for f in rep.findings if f.what.startswith(("past_key_values.", "present.")))},
-                  "route_info": {k: (v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)) for k, v in (info or {}).items()},
-                  "command": _command(source, out, route, precision, execution_provider, overwrite)}
-        (tmp/"export_report.json").write_text(json.dumps(report, indent=1))
-        if tune:
-            progress("check", 0.5, "measuring runtime options")
-            tune_runtime_options(tmp, execution_provider)
-            report = json.loads((tmp/"export_report.json").read_text())
-        _swap_in(tmp, out)
-        progress("check", 1.0, f"done in {report['seconds']:.1f} s")
-        return ExportResult(out, report)
-    except KeyboardInterrupt:
-        raise Cancelled("Export interrupted; the partial folder was removed and nothing was written.") from None
-    except OSError as e:
-        fix = {errno.ENOSPC: "free space on that disk (an export needs about twice the weights' size) or choose a folder on another disk",
-               errno.EDQUOT: "free space within your quota or choose another folder",
-               errno.EROFS: "choose a folder on a writable file system"}.get(e.errno, "choose a folder you can write to, with free space")
-        raise ExportError(f"Writing the export failed ({e.strerror or e}: {e.filename or out.parent}). Nothing was left at {out}. "
-                          f"Fix: {fix}.") from None
-    finally:
-        for d in (tmp, work):
-            if d is not None: shutil.rmtree(d, ignore_errors=True)
-        _unlock(lock, lock_fd)
-        if old_term is not None: signal.signal(signal.SIGTERM, old_term)
+        kv = check_kv(t.tmp, p.spec)
+        if not kv.ok: raise ExportError(f"The {p.route.name} route produced a graph that fails the KV check:\n{kv}")
+        report = export_report(p, t.tmp, kv, info, time.time() - t0, times)
+        (t.tmp/"export_report.json").write_text(json.dumps(report, indent=1))
+        for step in finish:
+            progress("check", 0.5, getattr(step, "__name__", "finish step"))
+            res = step(t.tmp, execution_provider)
+            report = json.loads((t.tmp/"export_report.json").read_text())
+            if res is not None: report[getattr(step, "__name__", "finish")] = res
+            (t.tmp/"export_report.json").write_text(json.dumps(report, indent=1))
+        t.commit()
+    progress("check", 1.0, f"done in {report['seconds']:.1f} s")
+    return ExportResult(p.out, report, kv)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json, os, shutil, sys
 from pathlib import Path
 from .spec import ModelSpec
-from .export import ExportError, _run_logged, builder_config
-from .doctor import require
+from .routes import ExportError, ROUTES, run_logged
+from .builder import builder_config
+from .olive_io import check_io_config
 
 # %% auto #0
-__all__ = ['OLIVE_EPS', 'FP32_ONLY', 'compat_config', 'stage_source', 'olive_kv_shape', 'corrected_io_config', 'check_io_config',
-           'olive_workflow', 'run_olive', 'collect', 'route_olive', 'route_olive_optimum', 'route_olive_onnx',
-           'route_optimum']
+__all__ = ['OLIVE_EPS', 'compat_config', 'stage_source', 'olive_workflow', 'run_olive', 'collect', 'route_olive',
+           'route_olive_optimum', 'route_olive_onnx', 'route_optimum']
 
 # %% ../nbs/03b_olive_routes.ipynb #c006
 def compat_config(cfg:dict,               # the source's config.json
@@ -43,45 +43,7 @@ def stage_source(src:Path,                # the source model folder (never modif
     (stage/"config.json").write_text(json.dumps(cfg, indent=1))
     return stage
 
-# %% ../nbs/03b_olive_routes.ipynb #c012
-def olive_kv_shape(kv_cache,         # an io_config's `kv_cache`: True, or a dict of overrides
-                   spec:ModelSpec    # the model's spec (what Olive fills in from the config when the dict says nothing)
-                  ) -> tuple:        # (heads, head size) of the cache Olive would build
-    "The (heads, head size) Olive's KVCacheConfig gives the cache tensors for this `kv_cache` setting."
-    d = kv_cache if isinstance(kv_cache, dict) else {}
-    heads = d.get("num_attention_heads") or spec.num_attention_heads
-    hidden = d.get("hidden_size") or spec.hidden_size
-    return heads // (d.get("world_size") or 1), hidden // heads
-
-def corrected_io_config(io_config:dict, # the user's io_config
-                        spec:ModelSpec  # the model's spec
-                       ) -> dict:       # the same io_config with kv_cache sized from num_key_value_heads and head_dim
-    "The user's io_config with `kv_cache` heads and size taken from the spec."
-    kv = io_config.get("kv_cache")
-    kv = dict(kv) if isinstance(kv, dict) else {}
-    kv.update(num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_key_value_heads,
-              hidden_size=spec.num_key_value_heads * spec.head_dim)
-    out = {**io_config, "kv_cache": kv}
-    axes = io_config.get("dynamic_axes")
-    if axes and not io_config.get("dynamic_shapes"):   # the dynamo exporter reads dynamic_shapes, and needs every input named
-        out["dynamic_shapes"] = {k: v for k, v in axes.items() if k in io_config.get("input_names", axes)}
-    return out
-
-def check_io_config(io_config:dict|None, # the io_config a user hands to OnnxConversion (None: Olive's automatic one)
-                    spec:ModelSpec       # the model's spec
-                   ):
-    "`ExportError` with the corrected io_config when `kv_cache` would give the cache the wrong shape."
-    if not io_config or not io_config.get("kv_cache"): return
-    got = olive_kv_shape(io_config["kv_cache"], spec)
-    want = (spec.num_key_value_heads, spec.head_dim)
-    if got != want:
-        fixed = corrected_io_config(io_config, spec)
-        raise ExportError(f"This io_config makes Olive build cache tensors [batch, {got[0]}, past, {got[1]}], but the model caches "
-                          f"[batch, {want[0]}, past, {want[1]}] ({spec.num_attention_heads} attention heads share {spec.num_key_value_heads} "
-                          f"KV heads: grouped-query attention). Olive's kv_cache=true sizes the cache from num_attention_heads. "
-                          f"Fix: pass io_config={json.dumps(fixed)}, or leave io_config out (Olive's automatic one is right).")
-
-# %% ../nbs/03b_olive_routes.ipynb #c018
+# %% ../nbs/03b_olive_routes.ipynb #c013
 OLIVE_EPS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 def olive_workflow(model_path:Path,        # the (staged) Hugging Face model folder
@@ -97,7 +59,7 @@ def olive_workflow(model_path:Path,        # the (staged) Hugging Face model fol
             "engine": {"host": "local", "target": "local", "cache_dir": str(Path(work)/".olive-cache"),
                        "output_dir": str(Path(work)/"olive-output"), "log_severity_level": 1}}
 
-# %% ../nbs/03b_olive_routes.ipynb #c020
+# %% ../nbs/03b_olive_routes.ipynb #c015
 _OLIVE_MAIN = "import json, sys; from olive.workflows import run; run(json.load(open(sys.argv[1])), tempdir=sys.argv[2])"
 
 def _olive_stage(line):
@@ -126,7 +88,7 @@ def run_olive(workflow:dict,   # from `olive_workflow`
     def keep(line): lines.append(line); log(line)
     cmd = [sys.executable, "-c", _OLIVE_MAIN, str(wf_path), str(work/"olive-tmp")]
     log("$ olive.workflows.run(" + str(wf_path) + ")")
-    rc, tail = _run_logged(cmd, keep, progress, cancel, _olive_stage, env=env, cwd=str(work))
+    rc, tail = run_logged(cmd, keep, progress, cancel, _olive_stage, env=env, cwd=str(work))
     found = _onnx_files(Path(workflow["engine"]["output_dir"]))
     if not found:
         passes = ", ".join(f"{k} ({v['type']})" for k, v in workflow["passes"].items())
@@ -139,7 +101,7 @@ def run_olive(workflow:dict,   # from `olive_workflow`
                           "Fix: report it, with the workflow in the log.")
     return found[0]
 
-# %% ../nbs/03b_olive_routes.ipynb #c022
+# %% ../nbs/03b_olive_routes.ipynb #c017
 def collect(model:Path,            # the ONNX model a tool wrote
             tmp:Path,              # the export folder
             genai_config:bool=False # also take the tool's genai_config.json
@@ -155,18 +117,15 @@ def collect(model:Path,            # the ONNX model a tool wrote
         shutil.copy2(d/"genai_config.json", Path(tmp)/"genai_config.json")
     return model.name
 
-# %% ../nbs/03b_olive_routes.ipynb #c024
-FP32_ONLY = ("olive-optimum", "olive-onnx", "optimum")
-
+# %% ../nbs/03b_olive_routes.ipynb #c019
 def _work(work):
     "The scratch folder `export` hands every route; a fresh one when a route is called on its own."
     import tempfile
     return Path(work) if work is not None else Path(tempfile.mkdtemp(prefix="mo-olive-"))
 
-def _precision(route, precision):
-    if route in FP32_ONLY and precision != "fp32":
-        raise ExportError(f"The {route} route exports fp32 only ({precision} needs a quantisation pass this route does not run). "
-                          f"Fix: --precision fp32, or route 'olive' or 'builder' for {precision}.")
+def _ready(route, precision, execution_provider):
+    "What `export`'s preflight checks, again for a route function called on its own: its precisions, then its requirements."
+    ROUTES[route].check_target(precision, execution_provider); ROUTES[route].require()
 
 def _genai_config(tmp, spec, src, filename, execution_provider):
     from mistral_onnx.torch_route import write_genai_config
@@ -177,7 +136,7 @@ def route_olive(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_pro
                 search:dict|None=None  # genai search options Olive merges into genai_config
                ) -> dict:
     "Olive's ModelBuilder pass: what `olive optimize --exporter model_builder` (formerly `auto-opt`) runs."
-    _precision("olive", precision); require("olive")
+    _ready("olive", precision, execution_provider)
     work = _work(work); stage = stage_source(src, work, layer_types=True)
     p = {"type": "ModelBuilder", "precision": precision}
     if search: p["search"] = search
@@ -188,7 +147,7 @@ def route_olive(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_pro
 def route_olive_optimum(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str, log, progress, cancel=None,
                         work:Path|None=None) -> dict:
     "Olive's OptimumConversion pass, task text-generation-with-past; genai_config written from the spec."
-    _precision("olive-optimum", precision); require("olive-optimum")
+    _ready("olive-optimum", precision, execution_provider)
     work = _work(work); stage = stage_source(src, work)
     wf = olive_workflow(stage, {"convert": {"type": "OptimumConversion", "extra_args": {"task": "text-generation-with-past"}}}, work, execution_provider)
     name = collect(run_olive(wf, work, log, progress, cancel), tmp)
@@ -201,7 +160,7 @@ def route_olive_onnx(src:Path, spec:ModelSpec, tmp:Path, precision:str, executio
                      use_dynamo_exporter:bool=True # False: the TorchScript exporter (fails on transformers 4.57 and 5)
                     ) -> dict:
     "Olive's OnnxConversion pass with the dynamo exporter; a user io_config is checked against the spec first."
-    _precision("olive-onnx", precision); require("olive-onnx")
+    _ready("olive-onnx", precision, execution_provider)
     check_io_config(io_config, spec)
     work = _work(work); stage = stage_source(src, work)
     p = {"type": "OnnxConversion", "use_dynamo_exporter": use_dynamo_exporter}
@@ -214,13 +173,13 @@ def route_olive_onnx(src:Path, spec:ModelSpec, tmp:Path, precision:str, executio
 def route_optimum(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str, log, progress, cancel=None,
                   work:Path|None=None) -> dict:
     "`optimum-cli export onnx --task text-generation-with-past`; genai_config written from the spec."
-    _precision("optimum", precision); require("optimum")
+    _ready("optimum", precision, execution_provider)
     work = _work(work); stage = stage_source(src, work); out = work/"optimum-output"
     cmd = [sys.executable, "-m", "optimum.commands.optimum_cli", "export", "onnx", "--model", str(stage),
            "--task", "text-generation-with-past", "--device", "cuda" if execution_provider == "cuda" else "cpu", str(out)]
     log("$ optimum-cli " + " ".join(cmd[3:]))
     progress("convert", 0.0, "optimum-cli export onnx")
-    rc, tail = _run_logged(cmd, log, progress, cancel, lambda l: ("convert", 0.5) if "Exporting" in l or "Using framework" in l else None, cwd=str(work))
+    rc, tail = run_logged(cmd, log, progress, cancel, lambda l: ("convert", 0.5) if "Exporting" in l or "Using framework" in l else None, cwd=str(work))
     found = _onnx_files(out)
     if rc != 0 or len(found) != 1:
         raise ExportError(f"optimum-cli export onnx failed (exit {rc}, {len(found)} ONNX files). Last lines:\n  " + "\n  ".join(l[:300] for l in tail[-10:]) +

@@ -11,12 +11,13 @@ from pathlib import Path
 from .spec import ModelSpec
 from .models import load_torch
 from .check import graph_io
-from .export import ExportError, Cancelled
+from .env import Cancelled
+from .routes import ExportError, ROUTES
 
 # %% auto #0
-__all__ = ['SEARCH_DEFAULTS', 'TRACE_SIZES', 'TORCH_PRECISIONS', 'cache_names', 'special_tokens', 'genai_config',
-           'write_genai_config', 'cache_wrapper', 'example_inputs', 'dynamic_shapes', 'io_names', 'export_onnx',
-           'ort_parity', 'check_torch_target', 'quantize_int4', 'route_torch']
+__all__ = ['SEARCH_DEFAULTS', 'TRACE_SIZES', 'cache_names', 'special_tokens', 'genai_config', 'write_genai_config',
+           'cache_wrapper', 'example_inputs', 'dynamic_shapes', 'io_names', 'export_onnx', 'ort_parity',
+           'quantize_int4', 'route_torch']
 
 # %% ../nbs/03a_torch_route.ipynb #c006
 def _templates(names, n_layers):
@@ -223,21 +224,6 @@ def ort_parity(model_path:Path,          # the exported model.onnx
     return out
 
 # %% ../nbs/03a_torch_route.ipynb #c032
-TORCH_PRECISIONS = {"cpu": ("fp32", "int4")}
-"Precisions the torch route exports, by execution provider"
-
-def check_torch_target(precision:str, execution_provider:str):
-    "`ExportError` naming the route that can, for what this route cannot export."
-    if execution_provider not in TORCH_PRECISIONS:
-        raise ExportError(f"The torch route exports for cpu only, not {execution_provider}: its graph's cache grows each step "
-                          "(past_present_share_buffer false), which CUDA graphs cannot replay, and it has not been run on a GPU. "
-                          "Fix: use route='builder' (the default) for cuda, or export for cpu (--ep cpu).")
-    ok = TORCH_PRECISIONS[execution_provider]
-    if precision not in ok:
-        raise ExportError(f"The torch route exports {' or '.join(ok)} on {execution_provider}; {precision} is not supported by it "
-                          f"(no half-precision trace or int8 pass). Fix: --precision {ok[0]}, or the builder route "
-                          f"(route='builder', the default) for {precision}.")
-
 def quantize_int4(folder:Path,              # a folder holding the fp32 graph
                   filename:str="model.onnx",# the graph's file
                   block_size:int=32         # weights per 4-bit block (one scale each)
@@ -274,7 +260,7 @@ def route_torch(src:Path,                # the source model folder
                ) -> dict:                # what export_report.json records as route_info
     "Export with torch.onnx (dynamo): our own wrapper, named dynamic axes, a parity check, a genai_config."
     import torch, transformers
-    check_torch_target(precision, execution_provider)
+    ROUTES["torch"].check_target(precision, execution_provider)
     def stop():
         if cancel is not None and cancel.is_set(): raise Cancelled("Export cancelled; nothing was written.")
     tmp = Path(tmp); info = {"opset": opset, "torch": torch.__version__, "transformers": transformers.__version__}

@@ -9,25 +9,23 @@ from __future__ import annotations
 import html, threading
 from pathlib import Path
 import ipywidgets as W
-from .spec import SpecError
+from .env import MistralOnnxError, BadOption, Cancelled, available_providers
 from .models import SourceError
-from .export import export, ExportError, Cancelled, ROUTES, PRECISIONS, STAGES, available_providers
+from .routes import ROUTES, STAGES, route as find_route
+from .export import export, ExportError
 from .check import check_kv, CheckError
 from .generate import OnnxLM, GenerationError
 
 # %% auto #0
-__all__ = ['KNOWN_ERRORS', 'STYLE', 'error_text', 'card', 'error_card', 'Panel', 'route_status', 'route_choices',
-           'validation_html', 'export_card', 'ExportPanel', 'ChatPanel', 'PlotlyBundle', 'BenchPanel']
+__all__ = ['STYLE', 'error_text', 'card', 'error_card', 'Panel', 'route_choices', 'validation_html', 'export_card', 'ExportPanel',
+           'ChatPanel', 'PlotlyBundle', 'BenchPanel']
 
 # %% ../nbs/09_widgets.ipynb #c006
-KNOWN_ERRORS = (SpecError, SourceError, ExportError, CheckError, GenerationError)
-"Errors a user can cause; their messages name the problem and the fix"
-
 def error_text(e:BaseException # the exception a panel's work raised
               ) -> str:        # what the panel shows
     "The message a panel shows for `e`: the error's own message for known errors, a plea to report anything else."
     if isinstance(e, Cancelled): return str(e)
-    if isinstance(e, KNOWN_ERRORS): return f"{type(e).__name__}: {e}"
+    if isinstance(e, MistralOnnxError): return f"{type(e).__name__}: {e}"
     return f"Unexpected {type(e).__name__}: {e}\n(This is a bug in mistral_onnx; please report it with the panel's settings.)"
 
 def card(rows:list,       # (label, html) pairs
@@ -88,15 +86,9 @@ class Panel:
         return self
 
 # %% ../nbs/09_widgets.ipynb #c014
-def route_status(route:str):
-    "The doctor's `RouteStatus` of `route` (None where this install has no doctor module)."
-    try: from mistral_onnx.doctor import route_status as rs
-    except ImportError: return None
-    return rs(route)
-
 def route_choices() -> list:
-    "(label, route) pairs for the route menu; a route the doctor says cannot work here is marked."
-    return [(r if (st := route_status(r)) is None or st.works else f"{r} (not here)", r) for r in ROUTES]
+    "(label, route) pairs for the route menu, from `ROUTES`; a route that cannot work here is marked."
+    return [(n if r.status().works else f"{n} (not here)", n) for n, r in ROUTES.items()]
 
 def validation_html(source, out, progress=None) -> str:
     "`validate(source, out)` as card HTML: PASS or FAIL with the failing phases, the full report folded under it."
@@ -107,12 +99,12 @@ def validation_html(source, out, progress=None) -> str:
     return f"{head}<details><summary>details</summary><pre style='white-space:pre-wrap'>{html.escape(str(rep))}</pre></details>"
 
 def export_card(result,                   # the `ExportResult` of `export`
-                kv=None,                  # its `check_kv` report (run here when None)
+                kv=None,                  # its `KVReport` (default: the one the export ran)
                 validation:str|None=None  # `validation_html`, when the user asked for it
                ) -> str:
     "HTML card of a finished export: KV check, validation, sizes, time, the command that reproduces it."
     r = result.report
-    kv = kv or check_kv(result.out)
+    kv = kv or result.kv or check_kv(result.out)
     cache = [f for f in kv.findings if f.what.startswith(("past_key_values.", "present."))]
     kv_html = ("<b style='color:#2e7d32'>PASS</b>" if kv.ok else "<b style='color:#c62828'>FAIL</b>") + \
               f": {len(cache)} cache tensors, shaped {html.escape(cache[0].found) if cache else '?'}; {len(kv.errors)} problem(s)"
@@ -133,10 +125,15 @@ class ExportPanel(Panel):
     css = "mo-export"
     def __init__(self, source:str="embedded",          # "embedded", a model folder or a hub id
                  out:str|Path="exports/embedded-fp32",  # output folder
-                 route:str="builder",                   # one of `ROUTES`
-                 precision:str="fp32",                  # one of `PRECISIONS[execution_provider]`
+                 route:str="builder",                   # a name in `ROUTES`
+                 precision:str="fp32",                  # what that route exports on the provider
                  execution_provider:str|None=None):     # None: the first available
-        eps = [ep for ep in available_providers() if ep in PRECISIONS] or ["cpu"]
+        r = find_route(route)                           # an unknown name: BadOption listing the routes, before any widget is built
+        eps = [ep for ep in available_providers() if any(ep in x.precisions for x in ROUTES.values())] or ["cpu"]
+        if execution_provider is not None and execution_provider not in eps:
+            raise BadOption(f"execution provider {execution_provider!r} is not available here (available: {', '.join(eps)}).", "choose one of those.")
+        ep0 = execution_provider or eps[0]
+        if precision not in r.precisions.get(ep0, ()): r.check_target(precision, ep0)
         wide = W.Layout(width="36em")
         self.source = W.Combobox(style=STYLE, value=str(source), options=["embedded"], description="source", layout=wide,
                                  placeholder="embedded, a model folder, or a hub id (owner/name)", ensure_option=False)
@@ -144,8 +141,8 @@ class ExportPanel(Panel):
         self.route_note = W.HTML()
         self.route.observe(self._route_note, "value")
         self.ep = W.Dropdown(style=STYLE, options=eps, value=execution_provider or eps[0], description="provider")
-        self.precision = W.Dropdown(style=STYLE, options=PRECISIONS[self.ep.value], value=precision, description="precision")
-        self.ep.observe(self._precisions, "value")
+        self.precision = W.Dropdown(style=STYLE, options=r.precisions.get(self.ep.value, ()), value=precision, description="precision")
+        self.ep.observe(self._precisions, "value"); self.route.observe(self._precisions, "value")
         self.out = W.Text(style=STYLE, value=str(out), description="output", layout=wide)
         self.overwrite = W.Checkbox(False, description="overwrite", indent=False, tooltip="replace the output folder; the old one goes only once the new one passes its check")
         self.validate = W.Checkbox(False, description="validate against PyTorch", indent=False)
@@ -167,12 +164,12 @@ class ExportPanel(Panel):
         self.cancel.on_click(lambda b: self._cancel.set())
 
     def _route_note(self, change):
-        st = route_status(change["new"])
-        self.route_note.value = "" if st is None or st.works else card([], "", "note", f"<pre style='white-space:pre-wrap;margin:0'>{html.escape(str(st))}</pre>")
+        st = ROUTES[change["new"]].status()
+        self.route_note.value = "" if st.works else card([], "", "note", f"<pre style='white-space:pre-wrap;margin:0'>{html.escape(str(st))}</pre>")
 
     def _precisions(self, change):
         keep = self.precision.value
-        self.precision.options = PRECISIONS[change["new"]]
+        self.precision.options = ROUTES[self.route.value].precisions.get(self.ep.value, ())
         if keep in self.precision.options: self.precision.value = keep
 
     def _progress(self, stage:str, frac:float, msg:str=""):
@@ -201,7 +198,7 @@ class ExportPanel(Panel):
             if not args["source"]: raise SourceError("No model source given. Fix: type 'embedded', a model folder, or a hub id (owner/name).")
             if not str(self.out.value).strip(): raise ExportError("No output folder given. Fix: type the folder to create.")
             r = export(**args, progress=self._progress, log=self._log, cancel=self._cancel)
-            kv = check_kv(r.out)
+            kv = r.kv
             val = None
             if self.validate.value:
                 val = validation_html(args["source"], r.out, progress=lambda st, f, m: setattr(self.stage, "value", f"<code>{st}</code> {f:.0%} {html.escape(m)}"))
@@ -341,7 +338,7 @@ class BenchPanel(Panel):
             b = _bench_module()
             if b is None: raise ExportError("This install of mistral_onnx has no bench module. Fix: upgrade mistral_onnx, or use `mistral-onnx bench` where it exists.")
             if not self.exported.value.strip(): raise CheckError("No exported folder chosen. Fix: type the output folder of an export.")
-            if not self.runners.value: raise ExportError("No runner chosen. Fix: select at least one runner.")
+            if not self.runners.value: raise BadOption("No runner chosen.", "select at least one runner.")
             r = b.bench(self.source.value.strip(), Path(self.exported.value.strip()).expanduser(), runners=list(self.runners.value),
                         prompt_len=self.prompt_len.value, new_tokens=self.new_tokens.value, repeats=self.repeats.value,
                         progress=self._progress)
