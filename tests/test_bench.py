@@ -2,7 +2,7 @@
 import json, math
 import pytest
 from mistral_onnx.bench import bench, BenchResult, RUNNERS
-from mistral_onnx.check import CheckError
+from mistral_onnx.env import BadOption
 
 def test_bench_smoke(exported):
     r = bench("embedded", exported["fp32"], prompt_len=8, new_tokens=8, repeats=1)
@@ -18,5 +18,11 @@ def test_bench_smoke(exported):
     json.dumps(r.to_dict())
 
 def test_bench_bad_input(exported):
-    with pytest.raises(CheckError, match="Unknown runner"): bench("embedded", exported["fp32"], runners=("tensorrt",))
-    with pytest.raises(CheckError, match="exceeds the export's context"): bench("embedded", exported["fp32"], prompt_len=60, new_tokens=10)
+    with pytest.raises(BadOption, match="Unknown runner"): bench("embedded", exported["fp32"], runners=("tensorrt",))
+    with pytest.raises(BadOption, match="exceeds the export's context"): bench("embedded", exported["fp32"], prompt_len=60, new_tokens=10)
+    with pytest.raises(BadOption, match="at least 1"): bench("embedded", exported["fp32"], repeats=0)
+
+def test_bench_takes_a_folder_object(exported):
+    from mistral_onnx.folder import ExportFolder
+    r = bench("embedded", ExportFolder(exported["fp32"]), runners=("ortgenai", "onnxruntime"), prompt_len=4, new_tokens=4, repeats=1)
+    assert [row["runner"] for row in r.rows] == ["ortgenai", "onnxruntime"] and not r.errors

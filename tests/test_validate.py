@@ -2,15 +2,16 @@
 import pytest
 from mistral_onnx.export import export, ExportError
 from mistral_onnx.validate import validate, rewire_present, drop_window
-from mistral_onnx.check import CheckError
+from mistral_onnx.folder import CheckError
+from mistral_onnx.env import BadOption
 
 def test_builder_fp32_passes(exported):
     r = validate("embedded", exported["fp32"])
     assert r.ok, str(r)
     names = {p.name for p in r.phases}
     assert {"prefill", "decode", "decode > window", "prefill > window"} <= names
-    assert {p.runner for p in r.phases} == {"graph", "genai"}
-    assert sum(p.count for p in r.phases if p.runner == "graph" and p.name.startswith("decode")) >= 64
+    assert {p.runner for p in r.phases} == {"onnxruntime", "ortgenai"}
+    assert sum(p.count for p in r.phases if p.runner == "onnxruntime" and p.name.startswith("decode")) >= 64
     assert "PASS" in str(r) and "PASS" in r._repr_markdown_()
 
 def test_torch_route_fp32_passes(tmp_path):
@@ -21,7 +22,7 @@ def test_torch_route_fp32_passes(tmp_path):
 
 def test_swapped_cache_fails_at_first_decode_step(exported, tmp_path):
     bad = rewire_present(exported["fp32"], tmp_path/"bad")
-    r = validate("embedded", bad, runners=("graph",))
+    r = validate("embedded", bad, runners=("onnxruntime",))
     assert not r.ok
     assert all(p.ok for p in r.phases if p.name.startswith("prefill"))   # prefill does not read the cache
     first = r.failures[0]
@@ -33,7 +34,7 @@ def test_ignored_window_fails_past_the_window(exported, tmp_path):
     r = validate("embedded", nw)
     assert not r.ok
     assert all(p.ok for p in r.phases if "window" not in p.name), str(r)   # within the window nothing changes
-    bad = [p for p in r.failures if p.runner == "graph"]
+    bad = [p for p in r.failures if p.runner == "onnxruntime"]
     assert bad and all("window" in p.name for p in bad)
     assert "position 16" in bad[0].first_bad, bad[0].first_bad          # the first position beyond a window of 16
 
@@ -43,6 +44,13 @@ def test_int4_judged_by_overlap_and_task(exported):
     assert all(p.overlap > 0.5 for p in r.phases), str(r)
 
 def test_bad_input(exported, tmp_path):
-    with pytest.raises(CheckError, match="does not fit"): validate("embedded", exported["fp32"], sequences=[(60, 10)])
-    with pytest.raises(CheckError, match="Unknown precision"): validate("embedded", exported["fp32"], precision="fp8")
+    with pytest.raises(BadOption, match="does not fit"): validate("embedded", exported["fp32"], sequences=[(60, 10)])
+    with pytest.raises(BadOption, match="Unknown precision"): validate("embedded", exported["fp32"], precision="fp8")
     with pytest.raises(CheckError, match="genai_config"): validate("embedded", tmp_path)
+    with pytest.raises(BadOption, match="choose from onnxruntime, ortgenai"): validate("embedded", exported["fp32"], runners=("tensorrt",))
+
+def test_folder_object_and_old_runner_names(exported):
+    "An ExportFolder is taken as well as a path; the runner names validate used before (graph, genai) still work."
+    from mistral_onnx.folder import ExportFolder
+    r = validate("embedded", ExportFolder(exported["fp32"]), sequences=[(3, 2)], runners=("graph", "genai"))
+    assert r.ok and [p.runner for p in r.phases] == ["onnxruntime", "onnxruntime", "ortgenai", "ortgenai"], str(r)
