@@ -9,16 +9,18 @@ from __future__ import annotations
 import json, re
 from dataclasses import dataclass, field
 from pathlib import Path
+from .env import MistralOnnxError
 from .spec import ModelSpec, SpecError
-from .check import check_kv, graph_io, read_genai_config, Finding, Findings, CheckError
+from .folder import ExportFolder, CheckError
+from .check import check_kv, Finding, Findings
 from .kv_cache import cache_kwarg
 
 # %% auto #0
 __all__ = ['ROUTE_NAMES', 'DiagnoseError', 'dummy_cache', 'cache_step', 'step_args', 'fields_of', 'Explanation',
-           'explain_numbers', 'explain', 'olive_kv_shape', 'fixed_io_config', 'Diagnosis', 'spec_findings', 'diagnose']
+           'explain_numbers', 'explain', 'Diagnosis', 'spec_findings', 'diagnose']
 
 # %% ../nbs/05_diagnose.ipynb #c006
-class DiagnoseError(ValueError):
+class DiagnoseError(MistralOnnxError, ValueError):
     "Input `explain` or `diagnose` cannot read; the message names the problem and the fix."
 
 def dummy_cache(spec:ModelSpec,     # shapes read from the model's config
@@ -115,15 +117,17 @@ def _fixes(kind:str, spec:ModelSpec, graph_wrong:bool) -> dict:
     if kind == "heads":
         f = {"olive": f"Olive's `io_config` with `\"kv_cache\": true` sizes the dummy cache with num_attention_heads ({H}) "
                       "(`_get_kv_shape`, Olive 0.13). Drop the custom `io_config` (Olive's automatic io_config handles grouped-query attention), "
-                      f"or replace `kv_cache` with explicit past_key_values inputs of shape {shape} (`mistral-onnx diagnose workflow.json "
-                      "--write-fixed fixed.json` writes one), or use the ModelBuilder pass or OptimumConversion.",
+                      f"or size `kv_cache` from the key/value heads: `\"kv_cache\": {{\"num_attention_heads\": {kv}, \"hidden_size\": {kv * hd}}}` "
+                      f"gives Olive {shape} (`mistral-onnx diagnose workflow.json --write-fixed fixed.json` writes it), "
+                      "or use the ModelBuilder pass or OptimumConversion.",
              "optimum": "optimum before PR 1432 (issue 1399) built dummy past_key_values with num_attention_heads. Upgrade "
                         "(`pip install -U optimum optimum-onnx`) so MistralDummyPastKeyValuesGenerator uses num_key_value_heads.",
              "torch": f"Build the dummy cache from num_key_value_heads: {shape} per layer (`ModelSpec.kv_shape`, `dummy_cache(spec)`), "
                       "not num_attention_heads; the exported graph then declares the right shape."}
     elif kind == "head_dim":
         f = {"olive": f"Olive's `kv_cache` io_config uses hidden_size // num_attention_heads as the head size, but this config sets "
-                      f"head_dim={hd}. Drop the custom `io_config`, or list past_key_values inputs explicitly as {shape}, or use the ModelBuilder pass.",
+                      f"head_dim={hd}. Drop the custom `io_config`, or size `kv_cache` as `{{\"num_attention_heads\": {kv}, \"hidden_size\": {kv * hd}}}` "
+                      "(`--write-fixed` writes it), or use the ModelBuilder pass.",
              "optimum": f"This optimum version takes the head size from hidden_size // num_attention_heads. Upgrade it, or export with "
                         "the builder route (`mistral-onnx export SRC OUT --route builder`), which reads head_dim.",
              "torch": f"Take the head size from config.head_dim ({hd}; `ModelSpec.head_dim`), not hidden_size // num_attention_heads."}
@@ -205,39 +209,9 @@ def explain(error:str|BaseException,   # an error text, or the exception itself
                         "Fix: pass the full error text (the last lines of the traceback).")
 
 # %% ../nbs/05_diagnose.ipynb #c032
-def olive_kv_shape(kv_cache:bool|dict,   # the io_config's `kv_cache` entry
-                   model_cfg:dict,       # the model's config.json values
-                   batch:int=1, past_len:int|str="past_sequence_length"
-                  ) -> list:             # the past_key_values shape Olive 0.13 builds
-    "The dummy cache shape Olive 0.13's `KVCacheConfig._get_kv_shape` builds for `kv_cache` (it reads no num_key_value_heads)."
-    kc = kv_cache if isinstance(kv_cache, dict) else {}
-    heads = kc.get("num_attention_heads") or model_cfg["num_attention_heads"]
-    hidden = kc.get("hidden_size") or model_cfg["hidden_size"]
-    ws = kc.get("world_size", 1)
-    return [kc.get("batch_size") or batch, heads // ws, kc.get("past_sequence_length") or past_len, hidden // heads]
+from .olive_io import olive_kv_shape, corrected_io_config
 
-def fixed_io_config(io_config:dict,     # the user's io_config
-                    spec:ModelSpec,     # the model's spec
-                    past_len:int=8      # dummy past length for input_shapes
-                   ) -> dict:           # the io_config with the cache listed explicitly, shaped from the spec
-    "A copy of `io_config` without `kv_cache`, listing every past_key_values input and present output with the spec's shape."
-    io = {k: v for k, v in io_config.items() if k != "kv_cache"}
-    kc = io_config.get("kv_cache") if isinstance(io_config.get("kv_cache"), dict) else {}
-    is_cache = lambda n: n.startswith(("past_key_values.", "present.", "past_key_", "past_value_", "present_key_", "present_value_"))
-    names, shapes, types = list(io.get("input_names", [])), list(io.get("input_shapes", [])), list(io.get("input_types", []))
-    keep = [i for i, n in enumerate(names) if not is_cache(n)]
-    io["input_names"] = [names[i] for i in keep] + spec.kv_names("past")
-    batch = shapes[0][0] if shapes and shapes[0] else 1
-    if "input_shapes" in io_config: io["input_shapes"] = [shapes[i] for i in keep] + [list(spec.kv_shape(batch, past_len))] * (2 * spec.num_hidden_layers)
-    if "input_types" in io_config: io["input_types"] = [types[i] for i in keep] + [kc.get("dtype", "float32")] * (2 * spec.num_hidden_layers)
-    io["output_names"] = [n for n in io.get("output_names", ["logits"]) if not is_cache(n)] + spec.kv_names("present")
-    axes = {k: v for k, v in io.get("dynamic_axes", {}).items() if not is_cache(k)}
-    axes.update({n: {"0": "batch_size", "2": "past_sequence_length"} for n in spec.kv_names("past")})
-    axes.update({n: {"0": "batch_size", "2": "total_sequence_length"} for n in spec.kv_names("present")})
-    io["dynamic_axes"] = axes
-    return io
-
-# %% ../nbs/05_diagnose.ipynb #c036
+# %% ../nbs/05_diagnose.ipynb #c035
 _INFO = ("attention", "cache shape per layer", "head_dim", "search.past_present_share_buffer", "io_config", "passes")
 "Rows that describe the model rather than check it: their notes are printed even when they pass"
 
@@ -276,7 +250,7 @@ class Diagnosis(Findings):
         if self.explanation: md += "\n\n**The first mismatch, explained**\n\n" + self.explanation._repr_markdown_()
         return md
 
-# %% ../nbs/05_diagnose.ipynb #c038
+# %% ../nbs/05_diagnose.ipynb #c037
 def spec_findings(d:Diagnosis, spec:ModelSpec):
     "Rows about the spec itself: attention layout, cache shape, head size, layer types."
     H, kv, hd = spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim
@@ -296,12 +270,12 @@ def _diagnose_model(d:Diagnosis, folder:Path):
     except SpecError as e: d.add(False, "config.json", "unreadable", "a decoder config", str(e)); return
     spec_findings(d, spec)
 
-def _diagnose_export(d:Diagnosis, folder:Path):
+def _diagnose_export(d:Diagnosis, folder:ExportFolder):
     rep = check_kv(folder, d.spec)
     d.spec = rep.spec
     if rep.spec is not None: spec_findings(d, rep.spec)
     d.findings += rep.findings
-    gcfg = read_genai_config(folder); dec = gcfg.get("model", {}).get("decoder", {})
+    gcfg, dec = folder.genai_config, folder.decoder
     heads = sorted({v[1][1] for k, v in rep.io["inputs"].items() if k.startswith("past_key_values.") and len(v[1]) == 4 and isinstance(v[1][1], int)})
     genai_wrong = False
     if heads and dec.get("num_key_value_heads") is not None:
@@ -341,7 +315,6 @@ def _diagnose_olive(d:Diagnosis, f:Path, cfg:dict):
                             "Fix: pass the model's config: `mistral-onnx diagnose WORKFLOW --config path/to/config.json` "
                             "(in Python: diagnose(path, spec=ModelSpec.from_pretrained(...))).")
     spec = d.spec
-    model_cfg = {"num_attention_heads": spec.num_attention_heads, "hidden_size": spec.hidden_size}   # the two fields Olive reads
     spec_findings(d, spec)
     passes = [p.get("type", "?") for p in (cfg.get("passes") or {}).values()] if isinstance(cfg.get("passes"), dict) else []
     if passes: d.add(True, "passes", ", ".join(passes))
@@ -349,7 +322,8 @@ def _diagnose_olive(d:Diagnosis, f:Path, cfg:dict):
         d.add(True, "io_config", "none", "", "Olive derives the io_config from the model, which handles grouped-query attention"); return
     want = list(spec.kv_shape(1, "past_sequence_length"))
     if io.get("kv_cache"):
-        got = olive_kv_shape(io["kv_cache"], model_cfg)
+        heads, size = olive_kv_shape(io["kv_cache"], spec)
+        got = [want[0], heads, want[2], size]
         ok = got[1] == want[1] and got[3] == want[3]
         d.add(ok, "io_config kv_cache -> past_key_values shape", got, want, "" if ok else
               "Olive 0.13 sizes a user io_config's cache from num_attention_heads and hidden_size // num_attention_heads (`_get_kv_shape`)")
@@ -364,20 +338,23 @@ def _diagnose_olive(d:Diagnosis, f:Path, cfg:dict):
                 dim = 1 if shape[1] != want[1] else 3
                 d.explanation = explain_numbers(want[dim], shape[dim], spec, "torch.cat", dim, name, "olive")
     if not d.ok:
-        fixed = json.loads(json.dumps(cfg)); _olive_model(fixed)[2]["io_config"] = fixed_io_config(io, spec)
+        fixed = json.loads(json.dumps(cfg)); _olive_model(fixed)[2]["io_config"] = corrected_io_config(io, spec)
         d.fixed = fixed
 
-def diagnose(path:str|Path,              # a model folder, an exported folder, or an Olive workflow config (.json)
-             spec:ModelSpec|None=None    # the model's spec, when the path does not lead to its config.json
+def diagnose(path:str|Path|ExportFolder,  # a model folder, an exported folder, or an Olive workflow config (.json)
+             spec:ModelSpec|None=None      # the model's spec, when the path does not lead to its config.json
             ) -> Diagnosis:
     "Run every check that applies to `path` and return a report (a table in a notebook, text in the CLI)."
+    if isinstance(path, ExportFolder):
+        d = Diagnosis(path.path, "exported folder", spec); _diagnose_export(d, path); return d
     p = Path(path).expanduser()
-    if not p.exists(): raise DiagnoseError(f"{p} does not exist. Fix: pass a model folder, an exported folder, or an Olive workflow config.")
+    if not p.exists(): raise DiagnoseError(f"{p} does not exist.", "pass a model folder, an exported folder, or an Olive workflow config.")
     if p.is_dir():
-        if (p/"genai_config.json").exists(): kind, fn = "exported folder", _diagnose_export
-        elif (p/"config.json").exists(): kind, fn = "model folder", _diagnose_model
-        else: raise DiagnoseError(f"{p} has neither genai_config.json (an export) nor config.json (a model). Fix: pass the folder that holds one of them.")
-        d = Diagnosis(p, kind, spec); fn(d, p); return d
+        if (p/"genai_config.json").exists():
+            d = Diagnosis(p, "exported folder", spec); _diagnose_export(d, ExportFolder(p)); return d
+        if (p/"config.json").exists():
+            d = Diagnosis(p, "model folder", spec); _diagnose_model(d, p); return d
+        raise DiagnoseError(f"{p} has neither genai_config.json (an export) nor config.json (a model).", "pass the folder that holds one of them.")
     try: cfg = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DiagnoseError(f"{p} is not a JSON file ({type(e).__name__}). Fix: pass a folder, or an Olive workflow config (.json).") from None
