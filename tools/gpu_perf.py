@@ -1,21 +1,22 @@
 #!/usr/bin/env python
 """GPU performance, round 2 (issue 16): batch sweep, prompt-length cost, and a profile of one fp16 decode step.
 
-Usage (on the GPU machine, after `. /tmp/gpu_env.sh`, with an fp16 CUDA export and its source folder, e.g. the
-ones tools/gpu_bench.py leaves in /tmp/m7b):
-    python tools/gpu_perf.py EXPORTED SOURCE OUT.json [--parts batch,prompt,profile] [--budget-min 14]
+Usage (on the GPU machine; the gpu helper's tools/gpu_run.sh runs it from a scratch folder):
+    python3 tools/gpu_perf.py --src /tmp/m7b/src --exports /tmp/m7b --out /tmp/gpurun/perf [--budget-s 400]
+It writes OUT/perf.json after every step. On a machine without CUDA it runs the ORT GenAI and transformers steps on
+the CPU (fp32 transformers, the fp32/ export) and records the profile steps as errors: a dry run for the script.
 
-Expected time on one H200 at Mistral-7B's shapes: ~12 min in all (model loads ~2, batch sweep ~3, prompt lengths ~3,
-profile ~3). Every part runs in its own try/except and records its error; the JSON is rewritten after each part, so
-a part that fails or a run cut short keeps what was measured. Parts are skipped (and say so) once --budget-min runs out.
+Expected time on one H200 at Mistral-7B's shapes: ~6.5 min (profile with CUDA graph ~1.2, ORT batch ~0.7, ORT prompt
+lengths ~0.7, transformers load ~0.7, transformers batch ~1.2, transformers prompt lengths ~1, profile without CUDA
+graph ~1). Every step runs in its own try/except and records its error; once --budget-s has passed the remaining
+steps are skipped and say so. Steps in order (most wanted first):
 
-Parts:
   batch    decode tok/s (aggregate) at batch 1, 8, 32: ORT GenAI vs transformers `generate` (fp16, its KV cache);
-           128-token prompts, 128 new tokens, greedy, median of 3. ORT GenAI batches need `past_present_share_buffer`
+           128-token prompts, 64 new tokens, greedy, median of 2. ORT GenAI batches need `past_present_share_buffer`
            false (the builder's shared buffer refuses batch > 1 at prefill), which rules out CUDA graph, and a
            full-length cache (the window-long cache fails without the shared buffer): a variant folder is made with
            hard links (onnxruntime refuses symlinked external data that resolves outside the folder).
-  prompt   ms per generated token after a 128 / 1k / 4k / 8k-token prompt, batch 1, ORT GenAI (full-length cache
+  prompt   ms per generated token (32 new) after a 128 / 1k / 4k / 8k-token prompt, batch 1, ORT GenAI (full-length cache
            variant, shared buffer and CUDA graph as exported) and transformers; also the prefill ms.
   profile  nsys over 32 fp16 decode steps of ORT GenAI (CUDA graph on and off), kernels grouped as GEMV/GEMM,
            attention, norm, rotary, other; launch gaps = the span of the steps minus the time the GPU ran a kernel.
@@ -82,20 +83,20 @@ class Ort:
         return t1 - t0, t2 - t1
 
 class Torch:
-    def __init__(self, source:Path):
+    def __init__(self, source:Path, device:str="cuda", dtype:str="float16"):
         import torch
         from transformers import AutoModelForCausalLM
-        self.torch = torch
-        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float16).to("cuda").eval()
+        self.torch, self.device = torch, device
+        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype)).to(device).eval()
     def _gen(self, x, n):
         t = time.perf_counter()
         with self.torch.inference_mode():
             self.model.generate(x, attention_mask=self.torch.ones_like(x), max_new_tokens=n, min_new_tokens=n, do_sample=False,
                                 use_cache=True, pad_token_id=0, max_length=None)
-        self.torch.cuda.synchronize()
+        if self.device == "cuda": self.torch.cuda.synchronize()
         return time.perf_counter() - t
     def run(self, ids, new_tokens):
-        x = self.torch.tensor(ids, device="cuda")
+        x = self.torch.tensor(ids, device=self.device)
         first = self._gen(x, 1); whole = self._gen(x, new_tokens)
         return first, max(whole - first, 1e-9)
 
@@ -112,56 +113,57 @@ def timed(runner, ids, new_tokens, repeats):
             "decode_tok_s": b * (new_tokens - 1) / dec, "runs_ms": [[round(a * 1e3, 2), round(c * 1e3, 2)] for a, c in ts]}
 
 # ---------------------------------------------------------------- parts
-def part_batch(a, res, work):
-    out = res.setdefault("batch", {"settings": {"prompt_len": 128, "new_tokens": 128, "repeats": 3, "batches": a.batches,
+def over(a) -> bool: return time.time() - T0 > a.budget_s
+
+def ort_batch(a, res, work):
+    out = res.setdefault("batch", {"settings": {"prompt_len": 128, "new_tokens": a.new_tokens, "repeats": 2, "batches": a.batches,
                                                 "ortgenai": "past_present_share_buffer false, CUDA graph off, full-length cache"}})
-    vocab = json.loads((a.source/"config.json").read_text())["vocab_size"]
-    v = variant(a.exported, work/"batch", share_buffer=False, cuda_graph=False)
-    ort = Ort(v)
+    ort = Ort(variant(a.exported, work/"batch", share_buffer=False, cuda_graph=False))
     for b in a.batches:
-        try: out[f"ortgenai_b{b}"] = timed(ort, rand_ids(b, 128, vocab), 128, 3); log("ortgenai batch", b, out[f"ortgenai_b{b}"]["decode_tok_s"])
+        if over(a): out[f"ortgenai_b{b}"] = {"error": "skipped: time budget spent"}; continue
+        try: out[f"ortgenai_b{b}"] = timed(ort, rand_ids(b, 128, a.vocab), a.new_tokens, 2); log("ortgenai batch", b, out[f"ortgenai_b{b}"]["decode_tok_s"])
         except Exception as e: out[f"ortgenai_b{b}"] = {"error": f"{type(e).__name__}: {e}"}; traceback.print_exc()
-    del ort
-    # batch 1 as exported (shared buffer, CUDA graph) for reference
-    try:
-        ort = Ort(a.exported); out["ortgenai_b1_as_exported"] = timed(ort, rand_ids(1, 128, vocab), 128, 3); del ort
-    except Exception as e: out["ortgenai_b1_as_exported"] = {"error": f"{type(e).__name__}: {e}"}
-    tor = get_torch(a, res)
+
+def torch_batch(a, res, work):
+    out = res["batch"]
+    tor = get_torch(a)
     for b in a.batches:
-        try: out[f"torch_b{b}"] = timed(tor, rand_ids(b, 128, vocab), 128, 3); log("torch batch", b, out[f"torch_b{b}"]["decode_tok_s"])
+        if over(a): out[f"torch_b{b}"] = {"error": "skipped: time budget spent"}; continue
+        try: out[f"torch_b{b}"] = timed(tor, rand_ids(b, 128, a.vocab), a.new_tokens, 2); log("torch batch", b, out[f"torch_b{b}"]["decode_tok_s"])
         except Exception as e: out[f"torch_b{b}"] = {"error": f"{type(e).__name__}: {e}"}; traceback.print_exc()
     out["ratios"] = {f"b{b}": out[f"ortgenai_b{b}"]["decode_tok_s"] / out[f"torch_b{b}"]["decode_tok_s"]
                      for b in a.batches if "decode_tok_s" in out.get(f"ortgenai_b{b}", {}) and "decode_tok_s" in out.get(f"torch_b{b}", {})}
 
 _TORCH = {}
 _ORT = {}
-def get_torch(a, res):
-    if "m" not in _TORCH: log("loading transformers fp16"); _TORCH["m"] = Torch(a.source)
+def get_torch(a):
+    if "m" not in _TORCH: log("loading transformers", a.dtype); t = time.time(); _TORCH["m"] = Torch(a.source, a.device, a.dtype); log(f"  {time.time()-t:.0f} s")
     return _TORCH["m"]
 
-def part_prompt(a, res, work):
-    out = res.setdefault("prompt", {"settings": {"lengths": a.lengths, "new_tokens": 64, "repeats": 2, "batch": 1,
+def ort_prompt(a, res, work):
+    out = res.setdefault("prompt", {"settings": {"lengths": a.lengths, "new_tokens": 32, "repeats": 2, "batch": 1,
                                                  "ortgenai": "full-length cache (sliding_window_cache=0, window masked by GQA), shared buffer and CUDA graph as exported"}})
-    vocab = json.loads((a.source/"config.json").read_text())["vocab_size"]
     ctx = context_of(a.exported)
-    v = variant(a.exported, work/"prompt")
-    ort = Ort(v)
+    ort = Ort(variant(a.exported, work/"prompt"))
     for n in a.lengths:
-        if n + 64 > ctx: out[f"ortgenai_{n}"] = {"error": f"prompt {n} + 64 exceeds the export's context {ctx}"}; continue
-        if time.time() - T0 > a.budget_min * 60: out[f"ortgenai_{n}"] = {"error": "skipped: time budget spent"}; continue
-        try: out[f"ortgenai_{n}"] = timed(ort, rand_ids(1, n, vocab), 64, 2); log("ortgenai prompt", n, out[f"ortgenai_{n}"]["decode_ms_per_step"])
+        if n + 32 > ctx: out[f"ortgenai_{n}"] = {"error": f"prompt {n} + 32 exceeds the export's context {ctx}"}; continue
+        if over(a): out[f"ortgenai_{n}"] = {"error": "skipped: time budget spent"}; continue
+        try: out[f"ortgenai_{n}"] = timed(ort, rand_ids(1, n, a.vocab), 32, 2); log("ortgenai prompt", n, out[f"ortgenai_{n}"]["decode_ms_per_step"])
         except Exception as e:
             out[f"ortgenai_{n}"] = {"error": f"{type(e).__name__}: {e}"}; traceback.print_exc()
             try:   # a new max_length per generator may not go with CUDA graph: the same without it
                 if "nograph" not in _ORT:
                     _ORT["nograph"] = Ort(variant(a.exported, work/"prompt_nograph", cuda_graph=False))
-                out[f"ortgenai_nograph_{n}"] = timed(_ORT["nograph"], rand_ids(1, n, vocab), 64, 2)
+                out[f"ortgenai_nograph_{n}"] = timed(_ORT["nograph"], rand_ids(1, n, a.vocab), 32, 2)
             except Exception as e2: out[f"ortgenai_nograph_{n}"] = {"error": f"{type(e2).__name__}: {e2}"}
     del ort; _ORT.clear()
-    tor = get_torch(a, res)
+
+def torch_prompt(a, res, work):
+    out = res["prompt"]
+    tor = get_torch(a)
     for n in a.lengths:
-        if time.time() - T0 > a.budget_min * 60: out[f"torch_{n}"] = {"error": "skipped: time budget spent"}; continue
-        try: out[f"torch_{n}"] = timed(tor, rand_ids(1, n, vocab), 64, 2); log("torch prompt", n, out[f"torch_{n}"]["decode_ms_per_step"])
+        if over(a): out[f"torch_{n}"] = {"error": "skipped: time budget spent"}; continue
+        try: out[f"torch_{n}"] = timed(tor, rand_ids(1, n, a.vocab), 32, 2); log("torch prompt", n, out[f"torch_{n}"]["decode_ms_per_step"])
         except Exception as e: out[f"torch_{n}"] = {"error": f"{type(e).__name__}: {e}"}; traceback.print_exc()
 
 PROFILE_CHILD = r'''
@@ -240,48 +242,66 @@ def nsys_profile(nsys, folder:Path, steps:int, work:Path, tag:str) -> dict:
             "top_kernels": [{"name": n[:160], "category": categorize(n), "ms_per_step": v / 1e6 / steps} for n, v in top],
             "command": " ".join(cmd)}
 
-def part_profile(a, res, work):
-    out = res.setdefault("profile", {})
-    nsys = find_nsys()
-    out["nsys"] = nsys
-    if not nsys: raise RuntimeError("nsys not found (looked on PATH, /opt/nvidia/nsight-systems*, /usr/local/cuda*/)")
-    for tag, graph in (("cuda_graph", True), ("no_graph", False)):
-        if time.time() - T0 > a.budget_min * 60: out[tag] = {"error": "skipped: time budget spent"}; continue
-        try:
-            v = variant(a.exported, work/f"prof_{tag}", cuda_graph=graph, full_cache=False)
-            out[tag] = nsys_profile(nsys, v, 32, work, tag); log("profile", tag, json.dumps(out[tag]["kernel_share"]))
-        except Exception as e: out[tag] = {"error": f"{type(e).__name__}: {str(e)[:1500]}"}; traceback.print_exc()
+def profile(tag, graph):
+    def f(a, res, work):
+        out = res.setdefault("profile", {})
+        nsys = out.get("nsys") or find_nsys()
+        out["nsys"] = nsys
+        if not nsys: raise RuntimeError("nsys not found (looked on PATH, /opt/nvidia/nsight-systems*, /usr/local/cuda*/)")
+        if a.device != "cuda": raise RuntimeError("no CUDA device: the profile needs one")
+        v = variant(a.exported, work/f"prof_{tag}", cuda_graph=graph, full_cache=False)
+        out[tag] = nsys_profile(nsys, v, 32, work, tag); log("profile", tag, json.dumps(out[tag]["kernel_share"]))
+    return f
+
+# in this order: the most wanted first, ORT GenAI loads kept together, transformers loaded once
+STEPS = [("profile_cuda_graph", profile("cuda_graph", True)), ("ort_batch", ort_batch), ("ort_prompt", ort_prompt),
+         ("torch_batch", torch_batch), ("torch_prompt", torch_prompt), ("profile_no_graph", profile("no_graph", False))]
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("exported", type=Path); ap.add_argument("source", type=Path); ap.add_argument("out", type=Path)
-    ap.add_argument("--parts", default="batch,prompt,profile")
+    ap.add_argument("--src", type=Path, required=True, help="the Hugging Face folder (transformers side)")
+    ap.add_argument("--exports", type=Path, required=True, help="folder holding the export(s): fp16/ (else fp32/) is used")
+    ap.add_argument("--out", type=Path, required=True, help="folder to write perf.json into")
+    ap.add_argument("--steps", default=",".join(n for n, _ in STEPS))
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--lengths", type=int, nargs="+", default=[128, 1024, 4096, 8192])
-    ap.add_argument("--budget-min", type=float, default=14.0, help="skip remaining parts after this many minutes")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/gpu_perf"))
+    ap.add_argument("--new-tokens", type=int, default=64, help="new tokens per batch-sweep run")
+    ap.add_argument("--budget-s", type=float, default=400, help="start no new measurement after this many seconds")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir())/"gpu_perf")
     a = ap.parse_args()
-    a.work.mkdir(parents=True, exist_ok=True)
+    a.source = a.src
+    a.exported = next((a.exports/p for p in ("fp16", "fp32") if (a.exports/p/"genai_config.json").exists()), a.exports)
+    a.work.mkdir(parents=True, exist_ok=True); a.out.mkdir(parents=True, exist_ok=True)
     res = {"command": "python tools/gpu_perf.py " + " ".join(sys.argv[1:]), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-           "errors": {}, "seconds": {}}
+           "exported": str(a.exported), "errors": {}, "seconds": {}}
+    def save(): (a.out/"perf.json").write_text(json.dumps(res, indent=1, default=str))
     try:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        import torch
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+        a.dtype = "float16" if a.device == "cuda" else "float32"
+        a.vocab = json.loads((a.source/"config.json").read_text())["vocab_size"]
+        res["device"], res["torch_dtype"] = a.device, a.dtype
         from mistral_onnx.bench import machine, bandwidth_gbs
-        res["machine"] = machine(); res["bandwidth_gbs"] = bandwidth_gbs("cuda", mb=1024)
+        res["machine"] = machine(); res["bandwidth_gbs"] = bandwidth_gbs(a.device, mb=1024 if a.device == "cuda" else 256)
         wbytes = sum(f.stat().st_size for f in a.exported.iterdir() if f.suffix in (".data", ".onnx") or f.name.endswith(".onnx.data"))
-        res["export_weight_bytes"] = wbytes; res["floor_tok_s"] = res["bandwidth_gbs"] * 1e9 / wbytes
-    except Exception as e: res["errors"]["setup"] = f"{type(e).__name__}: {e}"
-    def save(): a.out.parent.mkdir(parents=True, exist_ok=True); a.out.write_text(json.dumps(res, indent=1, default=str))
+        res["export_weight_bytes"] = wbytes; res["floor_tok_s_all_weights"] = res["bandwidth_gbs"] * 1e9 / wbytes
+        from importlib.metadata import version
+        res["versions"] = {}
+        for d in ("onnxruntime-gpu", "onnxruntime", "onnxruntime-genai-cuda", "onnxruntime-genai", "torch", "transformers"):
+            try: res["versions"][d] = version(d)
+            except Exception: pass
+    except Exception as e: res["errors"]["setup"] = f"{type(e).__name__}: {e}"; traceback.print_exc()
     save()
-    parts = {"batch": part_batch, "prompt": part_prompt, "profile": part_profile}
-    for name in a.parts.split(","):
-        if time.time() - T0 > a.budget_min * 60: res["errors"][name] = "skipped: time budget spent"; save(); continue
-        t = time.time(); log("== part", name)
-        try: parts[name](a, res, a.work)
+    steps = dict(STEPS)
+    for name in a.steps.split(","):
+        if over(a): res["errors"][name] = f"skipped: time budget ({a.budget_s:.0f} s) spent"; save(); continue
+        t = time.time(); log("== step", name)
+        try: steps[name](a, res, a.work)
         except Exception as e: res["errors"][name] = f"{type(e).__name__}: {str(e)[:1500]}"; traceback.print_exc()
         res["seconds"][name] = round(time.time() - t, 1); save()
     _TORCH.clear()
-    log("wrote", a.out)
+    res["total_seconds"] = round(time.time() - T0, 1); save()
+    log("wrote", a.out/"perf.json")
 
 if __name__ == "__main__":
     main()
