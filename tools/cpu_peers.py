@@ -149,8 +149,9 @@ def make_runner(name, m:Path, work:Path, threads:int, optimum_cli:str|None):
 
 def prepare_peers(m:Path, names, optimum_cli):
     "Convert for the peers asked for (cached); returns {runner: error} for those that cannot be prepared."
-    from mistral_onnx import peers
     errors = {}
+    if not any(n.startswith(("llamacpp", "openvino")) for n in names): return errors
+    from mistral_onnx import peers
     for kind in ("f32", "q4_0"):
         if f"llamacpp_{kind}" in names:
             try: log(f"gguf {kind} of {m.name}"); peers.gguf_for(m, kind)
