@@ -16,9 +16,9 @@ from .env import MistralOnnxError
 __all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'BASE_BYTES', 'BUILDER_INT4_GRAPH_COPIES', 'FP_EXPORT_GRAPH_SHARE', 'IGNORE_FLAG',
            'CUDA_CONTEXT_BYTES', 'tree_rss', 'RssSampler', 'builder_stage', 'drop_dead_weight_pages',
            'quantize_columns', 'low_memory_to_nbits', 'builder_main', 'builder_command', 'weight_bytes',
-           'profile_builder', 'graph_dtype', 'output_bytes', 'ResourceEstimate', 'estimate_export_resources',
-           'ResourceError', 'memory_available', 'free_resources', 'check_resources', 'folder_weight_bytes',
-           'estimate_gpu_memory', 'gpu_free', 'check_gpu_memory']
+           'profile_builder', 'compare_models', 'graph_dtype', 'output_bytes', 'ResourceEstimate',
+           'estimate_export_resources', 'ResourceError', 'memory_available', 'free_resources', 'check_resources',
+           'folder_weight_bytes', 'estimate_gpu_memory', 'gpu_free', 'check_gpu_memory']
 
 # %% ../nbs/03e_quantize.ipynb #c006
 def _status_bytes(pid:int) -> tuple:
@@ -320,7 +320,42 @@ def profile_builder(src:str|Path,            # a Hugging Face model folder
                 "execution_provider": execution_provider, "samples": s.samples, "command": cmd}
     finally: shutil.rmtree(work, ignore_errors=True)
 
-# %% ../nbs/03e_quantize.ipynb #c024
+# %% ../nbs/03e_quantize.ipynb #c022
+def _tensor_bytes(t, folder:Path) -> bytes:
+    "The raw bytes of an initializer, from its external data file or from the proto."
+    from onnx.external_data_helper import uses_external_data
+    if not uses_external_data(t):
+        import onnx.numpy_helper as nh
+        return nh.to_array(t).tobytes()
+    info = {e.key: e.value for e in t.external_data}
+    with open(folder/info["location"], "rb") as f:
+        f.seek(int(info.get("offset", 0)))
+        return f.read(int(info["length"])) if "length" in info else f.read()
+
+def compare_models(a:str|Path, # an export folder (or its model.onnx)
+                   b:str|Path  # another
+                  ) -> dict:   # {'same_graph', 'same_tensors', 'tensors', 'differing' (names, at most 10), 'graph_difference'}
+    "Compare two ONNX models with external data, streaming: the graph, then every initializer byte for byte."
+    import onnx
+    pa, pb = [Path(x)/"model.onnx" if Path(x).is_dir() else Path(x) for x in (a, b)]
+    ma, mb = onnx.load(pa, load_external_data=False), onnx.load(pb, load_external_data=False)
+    def graph_key(m):
+        g = m.graph
+        return {"nodes": [(n.op_type, n.domain, n.name, list(n.input), list(n.output), [x.SerializeToString() for x in n.attribute]) for n in g.node],
+                "inputs": [x.SerializeToString() for x in g.input], "outputs": [x.SerializeToString() for x in g.output],
+                "initializers": [(t.name, t.data_type, list(t.dims)) for t in g.initializer],
+                "opsets": sorted((o.domain, o.version) for o in m.opset_import), "ir_version": m.ir_version}
+    ka, kb = graph_key(ma), graph_key(mb)
+    gdiff = next((k for k in ka if ka[k] != kb[k]), None)
+    differing, n = [], 0
+    if gdiff is None:
+        for ta, tb in zip(ma.graph.initializer, mb.graph.initializer):
+            n += 1
+            if _tensor_bytes(ta, pa.parent) != _tensor_bytes(tb, pb.parent): differing.append(ta.name)
+    return {"same_graph": gdiff is None, "graph_difference": gdiff, "same_tensors": gdiff is None and not differing,
+            "tensors": n, "differing": differing[:10], "n_differing": len(differing)}
+
+# %% ../nbs/03e_quantize.ipynb #c028
 BASE_BYTES = 750_000_000
 "Host memory allowed for the Python process with torch, transformers and onnxruntime imported (0.44 GB measured)"
 
@@ -353,7 +388,7 @@ def output_bytes(spec:ModelSpec, precision:str, execution_provider:str="cpu", bl
         return int(w["matmul"] * (bits / 8 + g / block_size) + (w["embedding"] + w["norms"]) * g)
     return (w["matmul"] + w["embedding"] + w["norms"]) * g
 
-# %% ../nbs/03e_quantize.ipynb #c027
+# %% ../nbs/03e_quantize.ipynb #c031
 @dataclass
 class ResourceEstimate:
     "What an export is expected to need: peak host memory and disk, with the parts and the basis."
@@ -397,7 +432,7 @@ def estimate_export_resources(spec:ModelSpec,            # shapes of the model t
              f"disk = output {out/1e9:.2f} GB x 1.05" + (f" + the replaced folder {replacing_bytes/1e9:.2f} GB" if replacing_bytes else ""))
     return ResourceEstimate(int(sum(parts.values())), disk, parts, basis)
 
-# %% ../nbs/03e_quantize.ipynb #c033
+# %% ../nbs/03e_quantize.ipynb #c037
 class ResourceError(MistralOnnxError):
     "Not enough memory or disk for the work asked; the message has the estimate, what is free, and how to go ahead."
 
@@ -441,7 +476,7 @@ def check_resources(estimate:ResourceEstimate, # from `estimate_export_resources
                             f", or pass ignore_resource_check=True (CLI: {IGNORE_FLAG}) to start anyway.")
     return res
 
-# %% ../nbs/03e_quantize.ipynb #c036
+# %% ../nbs/03e_quantize.ipynb #c040
 CUDA_CONTEXT_BYTES = 600_000_000
 "One CUDA context with cuBLAS/cuDNN handles (shared by torch and ONNX Runtime in one process)"
 
