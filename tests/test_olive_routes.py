@@ -4,12 +4,12 @@ import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from mistral_onnx.export import export, ExportError
-from mistral_onnx.doctor import route_status
+from mistral_onnx.routes import ROUTES
 from mistral_onnx.models import resolve_source
 from mistral_onnx.spec import ModelSpec
 
 pytestmark = [pytest.mark.olive,
-              pytest.mark.skipif(not route_status("olive-onnx").works, reason="needs the olive profile: bash tools/test_olive.sh")]
+              pytest.mark.skipif(not ROUTES["olive-onnx"].status().works, reason="needs the olive profile: bash tools/test_olive.sh")]
 
 def test_failed_pass_raises_and_leaves_nothing(tmp_path, monkeypatch):
     "The TorchScript exporter fails inside Olive's OnnxConversion pass; export must raise, with Olive's error, and leave no folder."

@@ -12,11 +12,13 @@ from conftest import cli, BIN
 
 from mistral_onnx.models import EMBEDDED_DIR, SourceError, resolve_source, task_prompt, load_torch
 from mistral_onnx.spec import SpecError
-from mistral_onnx.export import export, ExportError, Cancelled, ROUTES, check_target
+from mistral_onnx.export import export, ExportError, Cancelled
+from mistral_onnx.routes import ROUTES, Route, register, check_provider
 from mistral_onnx.check import check_kv, CheckError
 from mistral_onnx.generate import OnnxLM, GenerationError
 
-KNOWN = (SpecError, SourceError, ExportError, CheckError, GenerationError)
+from mistral_onnx.env import MistralOnnxError
+KNOWN = MistralOnnxError   # every error a user can cause
 
 # ---------------------------------------------------------------- helpers
 def tree_hash(p:Path) -> str:
@@ -226,12 +228,12 @@ def test_broken_folder_generate_api(case, exported, tmp_path):
 def test_fp16_on_cpu(mode, tmp_path):
     out = tmp_path/"o"
     code, msg = export_fails(mode, "embedded", out, "--precision", "fp16")
-    assert code in (2, "ExportError") and "cannot run on cpu" in msg and "fp16 on cuda" in msg
+    assert code in (2, "BadOption") and "cannot run on cpu" in msg and "fp16 on cuda" in msg
     assert_nothing_left(out)
 
 @pytest.mark.parametrize("mode", MODES)
 def test_cuda_without_gpu(mode, tmp_path):
-    from mistral_onnx.export import available_providers
+    from mistral_onnx.env import available_providers
     if "cuda" in available_providers(): pytest.skip("this machine has a CUDA provider")
     out = tmp_path/"o"
     code, msg = export_fails(mode, "embedded", out, "--ep", "cuda")
@@ -240,12 +242,13 @@ def test_cuda_without_gpu(mode, tmp_path):
 
 def test_cuda_extra_missing_vs_no_gpu(monkeypatch):
     "Without the cuda extra the fix is to install it; with it installed but no GPU visible, the fix is the driver."
-    import mistral_onnx.export as ex
-    monkeypatch.setattr(ex, "available_providers", lambda: ["cpu"])
-    monkeypatch.setattr(ex, "versions", lambda packages=ex.PACKAGES: {p: None for p in packages})
-    with pytest.raises(ExportError, match=r"mistral_onnx\[cuda\]"): check_target("fp16", "cuda")
-    monkeypatch.setattr(ex, "versions", lambda packages=ex.PACKAGES: {p: "1.0" for p in packages})
-    with pytest.raises(ExportError, match="nvidia-smi"): check_target("fp16", "cuda")
+    import mistral_onnx.routes as rt
+    from mistral_onnx.env import Runtime
+    monkeypatch.setattr(rt, "available_providers", lambda: ["cpu"])
+    monkeypatch.setattr(rt, "runtime", lambda m: Runtime(m, {"onnxruntime": "1.32.0"}, "onnxruntime"))
+    with pytest.raises(ExportError, match=r"mistral_onnx\[cuda\]"): check_provider("cuda")
+    monkeypatch.setattr(rt, "runtime", lambda m: Runtime(m, {"onnxruntime-gpu": "1.31.1"}, "onnxruntime-gpu"))
+    with pytest.raises(ExportError, match="nvidia-smi"): check_provider("cuda")
 
 # ---------------------------------------------------------------- 5. output folder
 @pytest.mark.parametrize("mode", MODES)
@@ -286,7 +289,7 @@ def _failing_route(src, spec, tmp, precision, execution_provider, log, progress,
 
 def test_overwrite_failed_second_export_keeps_old(exported, tmp_path, monkeypatch):
     out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
-    monkeypatch.setitem(ROUTES, "failing", _failing_route)
+    monkeypatch.setitem(ROUTES, "failing", Route("failing", "a test route that fails after writing half a model", _failing_route, {"cpu": ("fp32",)}))
     with pytest.raises(ExportError, match="injected failure"): export("embedded", out, route="failing", overwrite=True)
     assert_nothing_left(out, old_hash=h)
 

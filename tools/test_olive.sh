@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The olive profile: create or reuse .venv-olive (python3.11, `pip install -e ".[olive,dev]"`: Olive 0.13,
 # onnxruntime-genai 0.14.1, transformers 4.57, optimum-onnx 0.1.0), then run the olive-profile tests there:
-# the compatibility matrix (tests/test_matrix.py, writing the olive column of nbs/compat_matrix.json) and Olive's
+# the compatibility matrix (tests/test_matrix.py; `bash tools/record_matrix.sh` records it into the package) and Olive's
 # failure modes (tests/test_olive_*.py). tools/test.sh calls this at its end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
