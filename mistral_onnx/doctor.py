@@ -50,7 +50,7 @@ class DoctorReport:
                   f"\n         fix: {s.fix}") for s in self.routes.values()]
         return "\n".join(lines)
     def _repr_markdown_(self):
-        rows = "\n".join(f"| `{s.route}` | {'✅ works here' if s.works else '❌ ' + '<br>'.join(s.problems)} | {'' if s.works else '`' + s.fix + '`'} |"
+        rows = "\n".join(f"| `{s.route}` | {'✅ works here' if s.works else '❌ cannot work here: ' + '<br>'.join(s.problems)} | {'' if s.works else '`' + s.fix + '`'} |"
                          for s in self.routes.values())
         cuda = ", ".join(f"{k}: {x}" for k, x in self.cuda.items())
         warn = "".join(f"**Problem:** {c}\n\n" for c in self.conflicts)
@@ -99,8 +99,7 @@ def matrix_markdown(m:dict|None=None) -> str:
     def cell(r):
         if r is None: return "not run"
         if r["result"] == "pass": return f"✅ pass: {r.get('detail', '')}; export {r['export_s']:.1f} s"
-        d = r["detail"] if len(r["detail"]) <= 320 else r["detail"][:320] + "…"
-        return ("❌ " if r.get("expected") == "cannot work" else "❌ **doctor said it works**: ") + d
+        return ("❌ fail (as doctor says): " if r.get("expected") == "cannot work" else "❌ fail, **doctor said it works**: ") + r["detail"]
     head = "| route | " + " | ".join(profs) + " |\n|---|" + "---|" * len(profs)
     rows = [f"| `{route}` | " + " | ".join(cell(m["profiles"][p]["routes"].get(route)).replace("|", "\\|").replace("\n", " ") for p in profs) + " |"
             for route in ROUTES]

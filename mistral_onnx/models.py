@@ -8,6 +8,7 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/models.html.md"""
 from __future__ import annotations
 import json, os, re, zlib, random, string
 from pathlib import Path
+from .env import MistralOnnxError
 import mistral_onnx
 from .spec import ModelSpec, SpecError
 
@@ -24,7 +25,7 @@ WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 
 # %% ../nbs/02_models.ipynb #c008
-class SourceError(ValueError):
+class SourceError(MistralOnnxError, ValueError):
     "A model source that cannot be used; the message names the problem and the fix."
 
 def check_weights(path:Path) -> list:   # the safetensors files checked
@@ -142,8 +143,7 @@ def _download(repo_id, cache_dir):
         where = "" if sha else f" and {repo_id!r} is not in the hub cache"
         raise SourceError(f"No local folder {repo_id!r} exists; {why}{where}. {fix}") from None
 
-
-# %% ../nbs/02_models.ipynb #c011
+# %% ../nbs/02_models.ipynb #c015
 def is_held_out(word:str) -> bool:
     "True for the tenth of all words (by CRC32) that is never trained on."
     return zlib.crc32(word.encode()) % 10 == 0
@@ -172,7 +172,7 @@ def task_score(words:list,   # the words asked for
     if len(words) != len(answers): raise ValueError(f"{len(words)} words but {len(answers)} answers")
     return sum(a.strip() == w[::-1] for w, a in zip(words, answers)) / max(len(words), 1)
 
-# %% ../nbs/02_models.ipynb #c016
+# %% ../nbs/02_models.ipynb #c020
 def load_torch(source:str|Path="embedded", # anything `resolve_source` accepts
                dtype:str="float32"          # weights' dtype in memory
               ):                            # (model, tokenizer)
@@ -207,7 +207,7 @@ def torch_answers(model, tok,
             for s in range(0, len(idx), batch_size):
                 chunk = idx[s:s+batch_size]
                 x = torch.tensor([ids[i] for i in chunk])
-                y = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens, do_sample=False,
+                y = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens, max_length=None, do_sample=False,
                                    eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
                 for i, row in zip(chunk, y[:, n:].tolist()):
                     if tok.eos_token_id in row: row = row[:row.index(tok.eos_token_id)]

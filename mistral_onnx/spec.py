@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from fastcore.basics import patch
+from .env import MistralOnnxError
 
 # %% auto #0
 __all__ = ['DECODER_TYPES', 'DTYPE_BYTES', 'MISTRAL_7B_V01', 'SpecError', 'ModelSpec', 'kv_cache_bytes', 'num_parameters']
@@ -18,7 +19,7 @@ __all__ = ['DECODER_TYPES', 'DTYPE_BYTES', 'MISTRAL_7B_V01', 'SpecError', 'Model
 DECODER_TYPES = ("mistral", "llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2")
 "Model types whose cache is `past_key_values.{i}.key/value` of shape [batch, num_key_value_heads, seq, head_dim]"
 
-class SpecError(ValueError):
+class SpecError(MistralOnnxError, ValueError):
     "A config that cannot describe a model this package can export; the message names the field and the fix."
 
 DTYPE_BYTES = {"fp32": 4, "float32": 4, "fp16": 2, "float16": 2, "bf16": 2, "bfloat16": 2, "int8": 1, "fp8": 1}

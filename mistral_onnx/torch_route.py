@@ -230,7 +230,9 @@ def quantize_int4(folder:Path,              # a folder holding the fp32 graph
                  ) -> dict:                 # MatMul counts before and after
     "Quantise the graph's constant MatMul weights to 4 bits (MatMulNBits), in place."
     import logging, os, tempfile, onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    root = logging.getLogger(); level, handlers = root.level, list(root.handlers)
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer   # its import calls logging.basicConfig(level=INFO)
+    root.setLevel(level); root.handlers[:] = handlers                                   # so every later INFO record would print
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     p = Path(folder)/filename
     m = onnx.load(str(p))
