@@ -221,7 +221,7 @@ def torch_token_times(model,                 # a transformers causal LM
             for i in range(new_tokens):
                 t0 = time.perf_counter()
                 if use_cache:
-                    out = model(input_ids=x if past is None else x[:, -1:], use_cache=True, **{kw: past}); past = out.past_key_values
+                    out = model(input_ids=x if past is None else x[:, -1:], use_cache=True, **{kw: past}); past = out["cache"] if "cache" in out else out.past_key_values
                 else: out = model(input_ids=x, use_cache=False)
                 logits = out.logits[:, -1:].clone()
                 if eos is not None: logits[..., eos] = float("-inf")   # as ORT GenAI's min_length does
