@@ -1,4 +1,4 @@
-"""The default route: `python -m onnxruntime_genai.models.builder` in a child process, handed a staged copy of the config that no reader can mis-derive, its log turned into progress by stage.
+"""The default route: `python -m onnxruntime_genai.models.builder` in a child process, handed a staged copy of the config that no reader can mis-derive, its log turned into progress by stage, and its sliding-window cache made right by default.
 
 Docs: https://mistral-onnx.github.io/mistral_onnx/builder.html.md"""
 
@@ -8,25 +8,74 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/builder.html.md"""
 from __future__ import annotations
 import json, sys, tempfile
 from pathlib import Path
+from .env import BadOption
 from .spec import ModelSpec
 from .routes import ExportError, run_logged
 
 # %% auto #0
-__all__ = ['builder_config', 'route_builder']
+__all__ = ['WINDOW_CACHES', 'builder_config', 'gqa_attributes', 'use_full_cache', 'window_cache_of', 'append_prompt',
+           'route_builder']
 
-# %% ../nbs/03c_builder.ipynb #c005
+# %% ../nbs/03c_builder.ipynb #c006
 def builder_config(cfg:dict) -> dict:
-    "The config handed to the model builder: `layer_types` added when a sliding window is shorter than the context; `num_key_value_heads` made explicit."
+    "The config handed to the model builder: the spec's head counts and head size written out; `layer_types` for a model with a sliding window."
     spec = ModelSpec.from_config(cfg)
     out = dict(cfg)
-    if cfg.get("num_key_value_heads") is None:     # transformers' MistralConfig reads an absent value as 8, not as multi-head
-        out["num_key_value_heads"] = spec.num_key_value_heads
-    sw, ctx = spec.sliding_window, spec.max_position_embeddings
-    if sw and sw < ctx and not cfg.get("layer_types"):
+    out["num_attention_heads"] = spec.num_attention_heads
+    out["num_key_value_heads"] = spec.num_key_value_heads      # MistralConfig reads an absent value as 8, not as multi-head
+    out["head_dim"] = spec.head_dim                            # Ministral's reading (mistral + layer_types) leaves it None
+    if spec.sliding_window and not cfg.get("layer_types"):
         out["layer_types"] = ["sliding_attention"] * spec.num_hidden_layers
     return out
 
-# %% ../nbs/03c_builder.ipynb #c008
+# %% ../nbs/03c_builder.ipynb #c010
+WINDOW_CACHES = ("full", "ring")
+"How a windowed model's cache is kept: `full` (max_length long, GroupQueryAttention masks the window; the default) or `ring` (window long)"
+
+def gqa_attributes(model:str|Path) -> list:   # one {attribute: value} dict per GroupQueryAttention node
+    "The integer attributes of every GroupQueryAttention node of a graph (weights not read)."
+    import onnx
+    m = onnx.load(str(model), load_external_data=False)
+    return [{a.name: a.i for a in n.attribute if a.type == onnx.AttributeProto.INT} for n in m.graph.node if n.op_type == "GroupQueryAttention"]
+
+def use_full_cache(folder:str|Path) -> int:   # GroupQueryAttention nodes changed
+    "Make a builder export keep a full-length cache: `sliding_window_cache` = 0 on every GroupQueryAttention node, no `sliding_window` section in genai_config."
+    import onnx
+    folder = Path(folder)
+    gpath = folder/"genai_config.json"
+    gcfg = json.loads(gpath.read_text())
+    dec = gcfg["model"]["decoder"]
+    path = folder/dec.get("filename", "model.onnx")
+    m = onnx.load(str(path), load_external_data=False)        # the external weights stay where they are, untouched
+    changed = 0
+    for n in m.graph.node:
+        if n.op_type != "GroupQueryAttention": continue
+        for a in n.attribute:
+            if a.name == "sliding_window_cache" and a.i != 0: a.i = 0; changed += 1
+    if changed: onnx.save(m, str(path))
+    if dec.pop("sliding_window", None) is not None or changed: gpath.write_text(json.dumps(gcfg, indent=4))
+    return changed
+
+def window_cache_of(folder:str|Path) -> str|None:   # "full", "ring", or None for a graph without a window
+    "How an exported folder keeps a windowed model's cache: `ring` when genai_config has a `sliding_window` section (ORT GenAI then sizes the cache by the window)."
+    folder = Path(folder)
+    dec = json.loads((folder/"genai_config.json").read_text())["model"]["decoder"]
+    if (dec.get("sliding_window") or {}).get("window_size"): return "ring"
+    wins = [a.get("local_window_size", -1) for a in gqa_attributes(folder/dec.get("filename", "model.onnx"))]
+    return "full" if any(w > 0 for w in wins) else None
+
+# %% ../nbs/03c_builder.ipynb #c012
+def append_prompt(generator,            # an `onnxruntime_genai.Generator`
+                  ids:list,             # the prompt's token ids (one sequence)
+                  window:int=0          # the ring's length (`window_size` of genai_config's `sliding_window`); 0: not a ring
+                 ) -> None:
+    "Append a prompt to an ORT GenAI generator; with a window-long cache, a prompt reaching the window goes in as `window - 1` tokens, then one at a time."
+    ids = [int(i) for i in ids]
+    if not window or len(ids) < window: generator.append_tokens(ids); return
+    generator.append_tokens(ids[:window - 1])
+    for t in ids[window - 1:]: generator.append_tokens([t])
+
+# %% ../nbs/03c_builder.ipynb #c014
 def _builder_stage(spec, precision):
     "Map the builder's log lines to stages: it reads the embedding, each layer, the head; saves; quantizes (int4/int8); writes genai_config."
     n, quant = spec.num_hidden_layers, precision in ("int4", "int8")
@@ -46,17 +95,27 @@ def _builder_stage(spec, precision):
         return None
     return stage_of
 
+def _short(v): return f"[{v[0]!r}] * {len(v)}" if isinstance(v, list) and v and len(set(v)) == 1 else repr(v)
+
 def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str,
-                  log, progress, cancel=None, extra_options:dict|None=None, work:Path|None=None):
+                  log, progress, cancel=None,
+                  extra_options:dict|None=None,   # the builder's --extra_options
+                  work:Path|None=None,
+                  window_cache:str="full"          # `full` (default) or `ring`: how a windowed model's cache is kept (`WINDOW_CACHES`)
+                 ) -> dict:
     "Export with onnxruntime-genai's model builder into `tmp`."
+    if window_cache not in WINDOW_CACHES:
+        raise BadOption(f"window_cache={window_cache!r} is not a way to keep the cache.", f"use one of {', '.join(WINDOW_CACHES)} "
+                        "(CLI: --window-cache full|ring); `full` is right for every prompt length and batch, `ring` saves memory.")
     work = Path(work or tempfile.mkdtemp(prefix="mo-builder-"))
     stage = work/"source"; stage.mkdir(parents=True)
     for f in src.iterdir():
         if f.name != "config.json": (stage/f.name).symlink_to(f.resolve())
-    cfg = builder_config(json.loads((src/"config.json").read_text()))
+    src_cfg = json.loads((src/"config.json").read_text())
+    cfg = builder_config(src_cfg)
     (stage/"config.json").write_text(json.dumps(cfg, indent=1))
-    if cfg.get("layer_types") and not json.loads((src/"config.json").read_text()).get("layer_types"):
-        log(f"sliding window {spec.sliding_window}: config handed to the builder gets layer_types = ['sliding_attention'] * {spec.num_hidden_layers}")
+    added = {k: cfg[k] for k in ("num_key_value_heads", "head_dim", "layer_types") if src_cfg.get(k) != cfg[k]}
+    if added: log("config handed to the builder, from ModelSpec: " + ", ".join(f"{k} = {_short(v)}" for k, v in added.items()))
     cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(stage), "-o", str(tmp), "-p", precision,
            "-e", execution_provider, "-c", str(work/"cache")]
     if extra_options: cmd += ["--extra_options"] + [f"{k}={v}" for k, v in extra_options.items()]
@@ -72,4 +131,7 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
         if ro: raise ExportError(f"{tmp.parent} is on a read-only file system ({ro.strip()[:160]}). Fix: choose a folder you can write to.")
         raise ExportError(f"onnxruntime-genai's model builder failed (exit {rc}). Last lines:\n  " + "\n  ".join(tail[-12:]) +
                           "\nFix: run `mistral-onnx doctor` to see whether this onnxruntime-genai/transformers pair can export this model.")
-    return {"command": cmd, "layer_types_added": bool(cfg.get("layer_types")) and not json.loads((src/"config.json").read_text()).get("layer_types")}
+    changed = use_full_cache(tmp) if window_cache == "full" else 0
+    if changed: log(f"full-length cache: sliding_window_cache = 0 on {changed} GroupQueryAttention nodes, genai_config's sliding_window section removed")
+    return {"command": cmd, "staged_config": {k: _short(v) for k, v in added.items()},
+            "layer_types_added": "layer_types" in added, "window_cache": window_cache_of(tmp)}
