@@ -56,7 +56,7 @@ class KVReport(Findings):
         return bad + rest
 
     def _repr_markdown_(self):
-        rows = "\n".join(f"| {'✅' if f.ok else '❌'} | `{f.what}` | {f.found} | {f.expected} | {f.note} |" for f in self._summary())
+        rows = "\n".join(f"| {'✅ pass' if f.ok else '❌ fail'} | `{f.what}` | {f.found} | {f.expected} | {f.note} |" for f in self._summary())
         return f"**KV check of `{self.folder}`: {'PASS' if self.ok else 'FAIL'}**\n\n| | what | found | expected | note |\n|---|---|---|---|---|\n{rows}"
 
     def raise_for_errors(self):

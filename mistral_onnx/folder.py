@@ -36,7 +36,8 @@ def graph_io(model_path:str|Path) -> dict:
             "outputs": {vi.name: (typ(vi), _dims(vi)) for vi in m.graph.output},
             "external_data": sorted({e.value for t in m.graph.initializer for e in t.external_data if e.key == "location"}),
             "ops": sorted({n.op_type for n in m.graph.node}),
-            "window": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "local_window_size"})}
+            "window": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "local_window_size"}),
+            "sliding_window_cache": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "sliding_window_cache"})}
 
 # %% ../nbs/02a_folder.ipynb #c013
 def read_genai_config(folder:str|Path) -> dict:
@@ -154,6 +155,12 @@ def graph_window(self:ExportFolder) -> int:
     "The widest positive `local_window_size` of the graph's GroupQueryAttention nodes; 0 when it applies none."
     return max([w for w in self.io["window"] if w > 0], default=0)
 
+@patch(as_prop=True)
+def window_cache(self:ExportFolder) -> str|None:
+    "'ring' (a window-long cache: GQA's sliding_window_cache=1, or genai_config's sliding_window section), 'full' (the graph masks a window over a full-length cache), None (no window)."
+    if 1 in self.io.get("sliding_window_cache", []) or self.decoder.get("sliding_window"): return "ring"
+    return "full" if self.graph_window else None
+
 # %% ../nbs/02a_folder.ipynb #c022
 @patch(as_prop=True)
 def context_length(self:ExportFolder) -> int:
@@ -209,7 +216,7 @@ def _repr_markdown_(self:ExportFolder) -> str:
     rows = [("graph", f"`{self.graph_name}`")]
     try: rows.append(("context length", self.context_length))
     except CheckError as e: rows.append(("context length", str(e)))
-    rows += [("sliding window (genai_config)", self.sliding_window or "none")]
+    rows += [("window (genai_config / graph)", f"{self.sliding_window or 'none'} / {self.graph_window or 'none'}"), ("window cache", self.window_cache or "-")]
     try: rep = self.report
     except CheckError: rep = None
     rows += [("precision / EP", f"{self.precision or '?'} / {self.execution_provider}"), ("export report", "yes" if rep else "no")]
