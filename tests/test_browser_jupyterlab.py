@@ -1,6 +1,7 @@
 """The widgets notebook in JupyterLab, in headless Chromium: run it, export through the ExportPanel, stream an answer in
-the ChatPanel. Screenshots go to screenshots/ at the repository root."""
-import json, os, re, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+the ChatPanel. Screenshots go to a temporary folder, or to the folder MISTRAL_ONNX_SCREENSHOTS names
+(`MISTRAL_ONNX_SCREENSHOTS=screenshots pytest tests/test_browser_jupyterlab.py` refreshes the committed ones)."""
+import json, os, re, secrets, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 import pytest
 from browser import browser
@@ -8,7 +9,7 @@ from browser import browser
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SHOTS = ROOT/"screenshots"
+SHOTS = Path(os.environ["MISTRAL_ONNX_SCREENSHOTS"]).absolute() if os.environ.get("MISTRAL_ONNX_SCREENSHOTS") else Path(tempfile.mkdtemp(prefix="mo-shots-"))
 
 def _ensure_jupyterlab():
     "Install JupyterLab (the dev extra has it) if this environment lacks it."
