@@ -19,7 +19,7 @@ from .kv_cache import cache_kwarg
 __all__ = ['ROUTE_NAMES', 'DiagnoseError', 'dummy_cache', 'cache_step', 'step_args', 'fields_of', 'Explanation',
            'explain_numbers', 'explain', 'Diagnosis', 'spec_findings', 'diagnose']
 
-# %% ../nbs/05_diagnose.ipynb #c006
+# %% ../nbs/05_diagnose.ipynb #c008
 class DiagnoseError(MistralOnnxError, ValueError):
     "Input `explain` or `diagnose` cannot read; the message names the problem and the fix."
 
@@ -36,7 +36,7 @@ def dummy_cache(spec:ModelSpec,     # shapes read from the model's config
     z = lambda: torch.zeros(shape, dtype=dtype or torch.float32)
     return [(z(), z()) for _ in range(spec.num_hidden_layers)]
 
-# %% ../nbs/05_diagnose.ipynb #c009
+# %% ../nbs/05_diagnose.ipynb #c011
 def cache_step(model):   # a transformers causal LM
     "A module for one decode step with an explicit cache: `forward(input_ids, attention_mask, *past)` -> logits."
     import torch
@@ -56,7 +56,7 @@ def step_args(spec:ModelSpec, past:list, new_tokens:int=1) -> tuple:
     ids = torch.full((past[0][0].shape[0], new_tokens), 5, dtype=torch.long)
     return (ids, torch.ones(ids.shape[0], n + new_tokens, dtype=torch.long), *[t for kv in past for t in kv])
 
-# %% ../nbs/05_diagnose.ipynb #c017
+# %% ../nbs/05_diagnose.ipynb #c019
 _PATTERNS = (
     ("onnxruntime", r"Got invalid dimensions for input: (?P<tensor>[\w./:-]+).*?index: (?P<dim>\d+) Got: (?P<got>\d+) Expected: (?P<expected>\d+)"),
     ("torch.export", r"Expected (?P<expected>\d+) in dimension (?P<dim>\d+) but got (?P<got>\d+)"),
@@ -75,7 +75,7 @@ def fields_of(n:int, spec:ModelSpec, dim:int|None=None) -> list:
     cands = heads if dim == 1 else sizes if dim == 3 else heads + sizes
     return [f for f, v in cands if v == n]
 
-# %% ../nbs/05_diagnose.ipynb #c020
+# %% ../nbs/05_diagnose.ipynb #c022
 @dataclass
 class Explanation:
     "What a shape error means for this model: the two numbers, their fields, why, and the fix per route."
@@ -110,7 +110,7 @@ class Explanation:
         rows += [(f"fix: {ROUTE_NAMES[k]}" + (" (in use)" if k == self.route else ""), v) for k, v in self.fixes.items()]
         return "| | |\n|---|---|\n" + "\n".join(f"| **{a}** | {str(b).replace('|', '/')} |" for a, b in rows)
 
-# %% ../nbs/05_diagnose.ipynb #c022
+# %% ../nbs/05_diagnose.ipynb #c024
 def _fixes(kind:str, spec:ModelSpec, graph_wrong:bool) -> dict:
     kv, H, hd = spec.num_key_value_heads, spec.num_attention_heads, spec.head_dim
     shape = f"[batch, {kv}, past_sequence_length, {hd}]"
@@ -208,10 +208,10 @@ def explain(error:str|BaseException,   # an error text, or the exception itself
                         "size B', torch.export's 'Expected A in dimension D but got B' and onnxruntime's 'index: D Got: A Expected: B'. "
                         "Fix: pass the full error text (the last lines of the traceback).")
 
-# %% ../nbs/05_diagnose.ipynb #c032
+# %% ../nbs/05_diagnose.ipynb #c034
 from .olive_io import olive_kv_shape, corrected_io_config
 
-# %% ../nbs/05_diagnose.ipynb #c035
+# %% ../nbs/05_diagnose.ipynb #c037
 _INFO = ("attention", "cache shape per layer", "head_dim", "search.past_present_share_buffer", "io_config", "passes")
 "Rows that describe the model rather than check it: their notes are printed even when they pass"
 
@@ -244,13 +244,13 @@ class Diagnosis(Findings):
         return "\n".join(lines)
 
     def _repr_markdown_(self):
-        rows = "\n".join(f"| {'✅' if f.ok else '❌'} | `{f.what}` | {f.found} | {f.expected} | {f.note} |" for f in self._rows())
+        rows = "\n".join(f"| {'✅ pass' if f.ok else '❌ fail'} | `{f.what}` | {f.found} | {f.expected} | {f.note} |" for f in self._rows())
         md = (f"**diagnose `{self.path}` ({self.kind}): {'OK' if self.ok else f'{len(self.errors)} problem(s)'}**\n\n"
               f"| | what | found | expected | note |\n|---|---|---|---|---|\n{rows}")
         if self.explanation: md += "\n\n**The first mismatch, explained**\n\n" + self.explanation._repr_markdown_()
         return md
 
-# %% ../nbs/05_diagnose.ipynb #c037
+# %% ../nbs/05_diagnose.ipynb #c039
 def spec_findings(d:Diagnosis, spec:ModelSpec):
     "Rows about the spec itself: attention layout, cache shape, head size, layer types."
     H, kv, hd = spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim
