@@ -114,7 +114,7 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
     src_cfg = json.loads((src/"config.json").read_text())
     cfg = builder_config(src_cfg)
     (stage/"config.json").write_text(json.dumps(cfg, indent=1))
-    added = {k: cfg[k] for k in ("num_key_value_heads", "head_dim", "layer_types") if src_cfg.get(k) != cfg[k]}
+    added = {k: cfg[k] for k in ("num_key_value_heads", "head_dim", "layer_types") if k in cfg and src_cfg.get(k) != cfg[k]}
     if added: log("config handed to the builder, from ModelSpec: " + ", ".join(f"{k} = {_short(v)}" for k, v in added.items()))
     cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(stage), "-o", str(tmp), "-p", precision,
            "-e", execution_provider, "-c", str(work/"cache")]
