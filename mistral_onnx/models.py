@@ -8,7 +8,7 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/models.html.md"""
 from __future__ import annotations
 import json, os, re, zlib, random, string
 from pathlib import Path
-from .env import MistralOnnxError
+from .env import MistralOnnxError, BadOption
 import mistral_onnx
 from .spec import ModelSpec, SpecError
 
@@ -154,7 +154,7 @@ def task_words(n:int,             # how many words
                min_len:int=3, max_len:int=12 # letters per word
               ) -> list:
     "Random lowercase words of the chosen split, reproducible from `seed`."
-    if split not in ("test", "train"): raise ValueError(f"split must be 'test' or 'train', not {split!r}")
+    if split not in ("test", "train"): raise BadOption(f"split must be 'test' or 'train', not {split!r}.")
     rng, out = random.Random(seed), []
     while len(out) < n:
         w = "".join(rng.choices(string.ascii_lowercase, k=rng.randint(min_len, max_len)))
@@ -169,7 +169,7 @@ def task_score(words:list,   # the words asked for
                answers:list  # the model's answers (leading/trailing spaces ignored)
               ) -> float:    # fraction exactly right
     "Exact-match accuracy of reversal answers."
-    if len(words) != len(answers): raise ValueError(f"{len(words)} words but {len(answers)} answers")
+    if len(words) != len(answers): raise BadOption(f"{len(words)} words but {len(answers)} answers.", "pass one answer per word.")
     return sum(a.strip() == w[::-1] for w, a in zip(words, answers)) / max(len(words), 1)
 
 # %% ../nbs/02_models.ipynb #c020

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from fastcore.basics import patch
-from .env import MistralOnnxError
+from .env import MistralOnnxError, BadOption
 
 # %% auto #0
 __all__ = ['DECODER_TYPES', 'DTYPE_BYTES', 'MISTRAL_7B_V01', 'SpecError', 'ModelSpec', 'kv_cache_bytes', 'num_parameters']
@@ -126,7 +126,7 @@ def kv_cache_bytes(spec:ModelSpec,     # shapes read from the model's config
                    windowed:bool=False # cap the held tokens at `sliding_window` (a ring buffer per layer)
                   ) -> int:            # bytes for all layers' keys and values
     "Bytes of KV cache for `batch` sequences of `seq_len` tokens."
-    if dtype not in DTYPE_BYTES: raise ValueError(f"Unknown dtype {dtype!r}; use one of {', '.join(DTYPE_BYTES)}")
+    if dtype not in DTYPE_BYTES: raise BadOption(f"Unknown dtype {dtype!r}.", f"use one of {', '.join(DTYPE_BYTES)}.")
     held = min(seq_len, spec.sliding_window) if windowed and spec.sliding_window else seq_len
     return 2 * spec.num_hidden_layers * batch * held * spec.num_key_value_heads * spec.head_dim * DTYPE_BYTES[dtype]
 
