@@ -11,7 +11,7 @@ from .spec import ModelSpec
 from .routes import ExportError
 
 # %% auto #0
-__all__ = ['olive_kv_shape', 'corrected_io_config', 'check_io_config']
+__all__ = ['olive_kv_shape', 'listed_kv_shapes', 'corrected_io_config', 'check_io_config']
 
 # %% ../nbs/03d_olive_io.ipynb #c005
 def olive_kv_shape(kv_cache,         # an io_config's `kv_cache`: True, or a dict of overrides
@@ -23,15 +23,28 @@ def olive_kv_shape(kv_cache,         # an io_config's `kv_cache`: True, or a dic
     hidden = d.get("hidden_size") or spec.hidden_size
     return heads // (d.get("world_size") or 1), hidden // heads
 
+def _is_cache(name:str) -> bool: return name.startswith(("past_key_values.", "past_key_", "past_value_"))
+
+def listed_kv_shapes(io_config:dict) -> set:
+    "The (heads, head size) pairs of the cache inputs an io_config lists by name with `input_shapes`."
+    names, shapes = io_config.get("input_names") or [], io_config.get("input_shapes") or []
+    return {(s[1], s[3]) for n, s in zip(names, shapes) if _is_cache(n) and len(s) == 4}
+
 def corrected_io_config(io_config:dict, # the user's io_config
                         spec:ModelSpec  # the model's spec
                        ) -> dict:       # the same io_config with kv_cache sized from num_key_value_heads and head_dim
-    "The user's io_config with `kv_cache` heads and size taken from the spec."
-    kv = io_config.get("kv_cache")
-    kv = dict(kv) if isinstance(kv, dict) else {}
-    kv.update(num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_key_value_heads,
-              hidden_size=spec.num_key_value_heads * spec.head_dim)
-    out = {**io_config, "kv_cache": kv}
+    "The user's io_config with `kv_cache` heads and size taken from the spec; cache inputs listed by name get the spec's shape too."
+    out = dict(io_config)
+    if io_config.get("kv_cache"):
+        kv = io_config.get("kv_cache")
+        kv = dict(kv) if isinstance(kv, dict) else {}
+        kv.update(num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_key_value_heads,
+                  hidden_size=spec.num_key_value_heads * spec.head_dim)
+        out["kv_cache"] = kv
+    names, shapes = io_config.get("input_names") or [], io_config.get("input_shapes") or []
+    if any(_is_cache(n) for n in names) and len(shapes) == len(names):   # [batch, heads, past, head size]: keep batch and past
+        out["input_shapes"] = [[s[0], spec.num_key_value_heads, s[2], spec.head_dim] if _is_cache(n) and len(s) == 4 else s
+                               for n, s in zip(names, shapes)]
     axes = io_config.get("dynamic_axes")
     if axes and not io_config.get("dynamic_shapes"):   # the dynamo exporter reads dynamic_shapes, and needs every input named
         out["dynamic_shapes"] = {k: v for k, v in axes.items() if k in io_config.get("input_names", axes)}
@@ -41,10 +54,12 @@ def check_io_config(io_config:dict|None, # the io_config a user hands to OnnxCon
                     spec:ModelSpec       # the model's spec
                    ):
     "`ExportError` with the corrected io_config when `kv_cache` would give the cache the wrong shape."
-    if not io_config or not io_config.get("kv_cache"): return
-    got = olive_kv_shape(io_config["kv_cache"], spec)
+    if not io_config: return
     want = (spec.num_key_value_heads, spec.head_dim)
-    if got != want:
+    wrong = {olive_kv_shape(io_config["kv_cache"], spec)} if io_config.get("kv_cache") else set()
+    wrong = {x for x in wrong | listed_kv_shapes(io_config) if x != want}
+    if wrong:
+        got = sorted(wrong)[0]
         fixed = corrected_io_config(io_config, spec)
         raise ExportError(f"This io_config makes Olive build cache tensors [batch, {got[0]}, past, {got[1]}], but the model caches "
                           f"[batch, {want[0]}, past, {want[1]}] ({spec.num_attention_heads} attention heads share {spec.num_key_value_heads} "

@@ -139,7 +139,9 @@ register(Route("builder", "onnxruntime-genai's model builder (python -m onnxrunt
                (Req("onnxruntime-genai", ">=0.14", "older builders have no Mistral sliding-window support we tested"),
                 Req("transformers", ">=5", "onnxruntime-genai 0.18's builder imports transformers 5 classes "
                     "(`cannot import name 'Qwen3_5ForConditionalGeneration'` on 4.57)", when=("onnxruntime-genai", ">=0.18"))),
-               limits="ONNX Runtime has no fp16/bf16 attention kernels on cpu."))
+               limits="ONNX Runtime has no fp16/bf16 attention kernels on cpu.",
+               differs="GroupQueryAttention with a shared past/present buffer; for a sliding-window model a full-length cache with the window "
+                       "masked by GQA (route option window_cache='ring', CLI --window-cache ring: the builder's window-long cache)"))
 register(Route("torch", "our own torch.onnx (dynamo, opset 23) export, parity-checked at prompt lengths it was not traced at",
                "mistral_onnx.torch_route:route_torch", {"cpu": ("fp32", "int4")},
                (Req("onnxscript", "", "torch.onnx's dynamo exporter needs onnxscript"),

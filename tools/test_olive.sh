@@ -12,8 +12,8 @@ if [ ! -x .venv-olive/bin/python ]; then "$PY" -m venv .venv-olive; fi
 .venv-olive/bin/python -m pip install -q -c constraints.txt -e ".[olive,dev]"
 echo "== olive profile: mistral-onnx doctor"
 .venv-olive/bin/mistral-onnx doctor
-echo "== olive profile: notebooks 03b, 11 (nbdev-test)"
-for nb in nbs/03b_olive_routes.ipynb nbs/11_doctor.ipynb; do .venv-olive/bin/nbdev-test "$nb"; done
+echo "== olive profile: notebooks 03b, 11, howto/olive_seed (nbdev-test)"
+for nb in nbs/03b_olive_routes.ipynb nbs/11_doctor.ipynb nbs/howto/olive_seed.ipynb; do .venv-olive/bin/nbdev-test "$nb"; done
 echo "== olive profile: tests (pytest)"
 OLIVE_DISABLE_TELEMETRY=1 .venv-olive/bin/python -m pytest tests/test_matrix.py tests/test_olive_*.py -q -p no:cacheprovider "$@"
 echo "== olive profile passed in $(( $(date +%s) - t0 )) s"
