@@ -30,6 +30,7 @@ LONG=${GPU_RUN_LONG:-4352,8 8192,8}             # validate past the 4096-token w
 PIP_SOURCES=${GPU_RUN_PIP_SOURCES---no-index --find-links $WHL}
 DEADLINE=${GPU_RUN_DEADLINE:-0}                 # epoch seconds after which no new step starts (0: none)
 PERF_BUDGET=${GPU_RUN_PERF_S:-300}; MEM_BUDGET=${GPU_RUN_MEM_S:-240}
+BENCH_ARGS=${GPU_RUN_BENCH_ARGS:-}                # e.g. "--new-tokens 32 --repeats 1" for a quick dry run
 LIMIT=$((64 * 1024 * 1024))                     # what one device call carries, working tree included
 # Python packages the GPU image has (KINDS.md of the device tool, 2026-11-17), of those our wheel may ask for
 IMAGE_HAS='torch|transformers|onnx|onnx-ir|onnxscript|onnxruntime|safetensors|tokenizers|numpy|huggingface-hub|packaging|pygments|psutil|typing-extensions|narwhals|protobuf|flatbuffers|sympy|pyyaml|requests|jinja2|rich|tqdm|filelock|fsspec|ml-dtypes|regex'
@@ -153,10 +154,10 @@ print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnx
     if [ "$first" = 1 ]; then     # past the window, through ORT GenAI (issue 12), on the first precision only
       local seqs=() s; for s in $LONG; do seqs+=(--sequence "$s"); done
       step validate_${p}_long -- mistral-onnx validate "$SRC" "$WORK/$p" "${seqs[@]}" --runner ortgenai --json
-      step bench_$p -- mistral-onnx bench "$SRC" "$WORK/$p" --json "$RUN/bench_$p.json"
+      step bench_$p -- mistral-onnx bench "$SRC" "$WORK/$p" $BENCH_ARGS --json "$RUN/bench_$p.json"
       window "$SRC" "$p"
     else
-      step bench_$p -- mistral-onnx bench "$SRC" "$WORK/$p" --runner ortgenai --runner onnxruntime --json "$RUN/bench_$p.json"
+      step bench_$p -- mistral-onnx bench "$SRC" "$WORK/$p" --runner ortgenai --runner onnxruntime $BENCH_ARGS --json "$RUN/bench_$p.json"
     fi
     first=0
   done
