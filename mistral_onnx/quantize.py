@@ -409,10 +409,11 @@ def estimate_export_resources(spec:ModelSpec,            # shapes of the model t
                               low_memory:bool=True,      # the builder's int4/int8 through `low_memory_to_nbits`
                               execution_provider:str="cpu",
                               source_dtype:str|None=None,# dtype of the source's weight files (default: the spec's)
-                              replacing_bytes:int=0      # size of an existing output folder that will be replaced
+                              replacing_bytes:int=0,     # size of an existing output folder that will be replaced
+                              source_bytes:int|None=None # the source's weight files in bytes (`weight_bytes(src)`), when known
                              ) -> ResourceEstimate:
     "Peak host memory and disk an export needs, from the spec and the ratios measured in this notebook."
-    src = num_parameters(spec) * _BYTES.get(source_dtype or spec.dtype, 4)
+    src = source_bytes or num_parameters(spec) * _BYTES.get(source_dtype or spec.dtype, 4)
     gd = graph_dtype(precision, execution_provider); g = _BYTES[gd]
     graph, out, w = num_parameters(spec) * g, output_bytes(spec, precision, execution_provider), _weights(spec)
     quant = precision in ("int4", "int8")
