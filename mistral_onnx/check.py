@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from .spec import ModelSpec
-from .folder import ExportFolder, CheckError, graph_io, read_genai_config
+from .folder import ExportFolder, CheckError, graph_io, read_genai_config, regular_file
 
 # %% auto #0
 __all__ = ['Finding', 'Findings', 'KVReport', 'check_kv']
@@ -65,6 +65,30 @@ class KVReport(Findings):
         return self
 
 # %% ../nbs/04_check.ipynb #c009
+def _runtime_findings(r:KVReport, folder:ExportFolder):
+    "Rows for what ONNX Runtime GenAI needs beside the cache: the context length, a tokenizer that loads, a chat template (informational)."
+    try: r.add(True, "context length", folder.context_length)
+    except CheckError as e: r.add(False, "context length", "unusable", "a positive integer", f"{e.problem} Fix: {e.fix}")
+    names = [n for n in ("tokenizer.json", "tokenizer.model") if (folder.path/n).exists() or (folder.path/n).is_symlink()]
+    if not names:
+        r.add(False, "tokenizer", "missing", "tokenizer.json or tokenizer.model", "ONNX Runtime GenAI reads the tokenizer from the folder. "
+              "Fix: copy the tokenizer files from the source model, or export again"); return
+    try:
+        p = folder.inside(names[0], "tokenizer")
+        if p.name == "tokenizer.json":
+            try: from tokenizers import Tokenizer
+            except ImportError: Tokenizer = None
+            if Tokenizer is not None: Tokenizer.from_file(str(p))
+        r.add(True, "tokenizer", names[0])
+    except Exception as e:
+        r.add(False, "tokenizer", f"{names[0]} does not load", "a tokenizer that loads",
+              f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}. Fix: copy the tokenizer files from the source model, or export again")
+    tc = folder.path/"tokenizer_config.json"
+    try: has = (folder.path/"chat_template.jinja").exists() or bool(json.loads(regular_file(tc).read_text()).get("chat_template")) if tc.exists() else (folder.path/"chat_template.jinja").exists()
+    except (ValueError, OSError, AttributeError, CheckError): has = False
+    r.add(True, "chat template", "present" if has else "none (generate --raw only)")
+
+# %% ../nbs/04_check.ipynb #c011
 def check_kv(folder:str|Path|ExportFolder, # an exported folder: model.onnx (+ .data), genai_config.json
              spec:ModelSpec|None=None          # the source model's spec; read from export_report.json when None
             ) -> KVReport:
@@ -75,10 +99,19 @@ def check_kv(folder:str|Path|ExportFolder, # an exported folder: model.onnx (+ .
     r = KVReport(folder.path, spec)
     io = r.io = folder.io
     for loc in io["external_data"]:
-        try: p = folder.inside(loc)
-        except CheckError as e: r.add(False, f"external data {loc}", "outside the folder", "inside the folder", f"{e.problem} Fix: {e.fix}"); continue
-        r.add(p.exists(), f"external data {loc}", "present" if p.exists() else "missing", "present",
-              "the weights live in this file; copy it beside the model or export again")
+        try: p = folder.inside(loc, "external data")
+        except CheckError as e: r.add(False, f"external data {loc}", "outside the folder" if "outside" in e.problem or "inside" in e.problem else "not a file",
+                                      "inside the folder", f"{e.problem} Fix: {e.fix}"); continue
+        need, size = io["external_bytes"].get(loc, 0), p.stat().st_size if p.exists() else 0
+        r.add(p.exists() and size >= need, f"external data {loc}", "missing" if not p.exists() else "present" if size >= need else
+              f"truncated: {size} of {need} bytes", "present", "the weights live in this file; copy it (whole) beside the model or export again")
+    _runtime_findings(r, folder)
+    if spec is not None and spec.num_hidden_layers > len(io["inputs"]):   # refuse before building per-layer names (1e9 layers: no MemoryError)
+        r.add(False, "num_hidden_layers", spec.num_hidden_layers, f"at most {len(io['inputs'])} (the graph has {len(io['inputs'])} inputs)",
+              "the spec's layer count is not this graph's (each layer has two cache inputs), or the graph has no KV cache. Fix: correct "
+              "num_hidden_layers (genai_config.json or export_report.json), or export again with a cache")
+        folder.kv = r
+        return r
     if spec is None:
         r.add(False, "spec", "none", "export_report.json or a spec",
               "no export_report.json, and genai_config's decoder section lacks num_hidden_layers, num_attention_heads, "

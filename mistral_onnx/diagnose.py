@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .env import MistralOnnxError
 from .spec import ModelSpec, SpecError
-from .folder import ExportFolder, CheckError
+from .models import SourceError, _check_kv_weights
+from .folder import ExportFolder, CheckError, regular_file
 from .check import check_kv, Finding, Findings
 from .kv_cache import cache_kwarg
 
@@ -269,6 +270,10 @@ def _diagnose_model(d:Diagnosis, folder:Path):
     try: spec = d.spec = d.spec or ModelSpec.from_pretrained(folder)
     except SpecError as e: d.add(False, "config.json", "unreadable", "a decoder config", str(e)); return
     spec_findings(d, spec)
+    try: _check_kv_weights(folder, spec)   # the weights, read as export reads them: k_proj's rows are num_key_value_heads * head_dim
+    except SourceError as e:
+        d.add(False, "weights: layers.0.self_attn.k_proj rows", "disagree with config.json",
+              f"num_key_value_heads * head_dim = {spec.num_key_value_heads * spec.head_dim}", str(e))
 
 def _diagnose_export(d:Diagnosis, folder:ExportFolder):
     rep = check_kv(folder, d.spec)
@@ -296,7 +301,7 @@ def _diagnose_export(d:Diagnosis, folder:ExportFolder):
             x = explain_numbers(want, dims[dim], rep.spec, "onnxruntime", dim, bad.what)   # which exporter made it is unknown: every fix
             if x.kind != "unmatched": d.explanation = x   # a size that is no field of the spec: check_kv's row says enough
     if d.explanation is None and genai_wrong and rep.spec and len(heads) == 1:   # the graph is right, genai_config would feed the wrong size
-        x = explain_numbers(dec["num_key_value_heads"], heads[0], rep.spec, "onnxruntime", 1, rep.spec.kv_names("past")[0], "runtime")
+        x = explain_numbers(dec["num_key_value_heads"], heads[0], rep.spec, "onnxruntime", 1, folder.cache_names("past", 1)[0][0], "runtime")
         if x.kind != "unmatched": d.explanation = x
 
 def _olive_model(cfg:dict):
@@ -355,6 +360,8 @@ def diagnose(path:str|Path|ExportFolder,  # a model folder, an exported folder, 
         if (p/"config.json").exists():
             d = Diagnosis(p, "model folder", spec); _diagnose_model(d, p); return d
         raise DiagnoseError(f"{p} has neither genai_config.json (an export) nor config.json (a model).", "pass the folder that holds one of them.")
+    try: regular_file(p, "workflow or model config")
+    except CheckError as e: raise DiagnoseError(e.problem, e.fix) from None
     try: cfg = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DiagnoseError(f"{p} is not a JSON file ({type(e).__name__}). Fix: pass a folder, or an Olive workflow config (.json).") from None

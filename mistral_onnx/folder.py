@@ -6,28 +6,68 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/folder.html.md"""
 
 # %% ../nbs/02a_folder.ipynb #c003
 from __future__ import annotations
-import json
+import json, os, stat
 from functools import cached_property
 from pathlib import Path
 from .env import MistralOnnxError
 from .spec import ModelSpec
 
 # %% auto #0
-__all__ = ['CheckError', 'graph_io', 'read_genai_config', 'read_report', 'folder_spec', 'ExportFolder']
+__all__ = ['CheckError', 'inside', 'regular_file', 'graph_io', 'read_genai_config', 'read_report', 'folder_spec', 'ExportFolder']
 
 # %% ../nbs/02a_folder.ipynb #c006
 class CheckError(MistralOnnxError, RuntimeError):
     "A folder that is not a usable export: a file missing, unreadable or outside it, or a cache that disagrees with the spec."
 
 # %% ../nbs/02a_folder.ipynb #c008
+def inside(root:str|Path,   # the folder
+           name:str,        # a file name the folder's own files give, relative to it
+           what:str="file", # what the file is, for the message ("external data", "safetensors shard", ...)
+           fix:str="export again; an export's files all lie in its folder, named relative to it."
+          ) -> Path:        # root/name
+    "`root/name`; `CheckError` if `name` is absolute, empty, or resolves (through `..` or a symlink) outside `root`."
+    root = Path(root)
+    if not isinstance(name, str) or not name or Path(name).is_absolute():
+        raise CheckError(f"{root} names the {what} {name!r}, which is not a name inside the folder.", fix)
+    p, r0 = root/name, root.resolve()
+    r = p.resolve()
+    if r != r0 and r0 not in r.parents:
+        raise CheckError(f"{root} names the {what} {name!r}, which resolves to {r}, outside the folder.", fix)
+    return p
+
+_KINDS = ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "folder"),
+          (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+
+def regular_file(path:str|Path,  # a file about to be opened
+                 what:str=""     # what it is, for the message
+                ) -> Path:
+    "`path` itself when it is a regular file or does not exist (the caller says what is missing); `CheckError` for a FIFO, socket, device or folder."
+    p = Path(path)
+    try: mode = os.stat(p).st_mode
+    except (FileNotFoundError, NotADirectoryError): return p
+    except OSError as e: raise CheckError(f"{p} cannot be read ({e.strerror}).", "check its permissions, or export again.") from None
+    if not stat.S_ISREG(mode):
+        kind = next((k for test, k in _KINDS if test(mode)), "special file")
+        raise CheckError(f"{p}{f' ({what})' if what else ''} is a {kind}, not a file.", "replace it with the file itself (export again).")
+    return p
+
+# %% ../nbs/02a_folder.ipynb #c011
 def _dims(vi):
     t = vi.type.tensor_type
     return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim)
 
+def _external_bytes(m) -> dict:
+    "{location: bytes the initializers need from it} (largest offset + length)."
+    need = {}
+    for t in m.graph.initializer:
+        d = {e.key: e.value for e in t.external_data}
+        if "location" in d: need[d["location"]] = max(need.get(d["location"], 0), int(d.get("offset", 0)) + int(d.get("length", 0)))
+    return need
+
 def graph_io(model_path:str|Path) -> dict:
     "Inputs and outputs of an ONNX graph as {name: (elem_type, dims)}, its external data files, ops and GQA windows; weights not read."
     import onnx
-    p = Path(model_path)
+    p = regular_file(model_path, "the graph")
     if not p.exists(): raise CheckError(f"{p} does not exist.", "export again (the folder is incomplete).")
     try: m = onnx.load(str(p), load_external_data=False)
     except Exception as e: raise CheckError(f"{p} is not a readable ONNX model ({type(e).__name__}). It is corrupt or truncated.", "export again.") from None
@@ -35,14 +75,15 @@ def graph_io(model_path:str|Path) -> dict:
     return {"inputs": {vi.name: (typ(vi), _dims(vi)) for vi in m.graph.input},
             "outputs": {vi.name: (typ(vi), _dims(vi)) for vi in m.graph.output},
             "external_data": sorted({e.value for t in m.graph.initializer for e in t.external_data if e.key == "location"}),
+            "external_bytes": _external_bytes(m),
             "ops": sorted({n.op_type for n in m.graph.node}),
             "window": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "local_window_size"}),
             "sliding_window_cache": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "sliding_window_cache"})}
 
-# %% ../nbs/02a_folder.ipynb #c013
+# %% ../nbs/02a_folder.ipynb #c016
 def read_genai_config(folder:str|Path) -> dict:
     "The folder's genai_config.json, or a `CheckError` that says how to get one."
-    f = Path(folder)/"genai_config.json"
+    f = regular_file(Path(folder)/"genai_config.json", "genai_config")
     if not f.exists(): raise CheckError(f"{folder} has no genai_config.json, which ONNX Runtime GenAI needs.",
                                         "export with mistral_onnx (every route writes one), or `mistral-onnx export --route ...` again.")
     try: g = json.loads(f.read_text())
@@ -53,7 +94,7 @@ def read_genai_config(folder:str|Path) -> dict:
 
 def read_report(folder:str|Path) -> dict|None:
     "export_report.json of `folder`; None when it has none; `CheckError` when it is not readable."
-    f = Path(folder)/"export_report.json"
+    f = regular_file(Path(folder)/"export_report.json", "export report")
     if not f.exists(): return None
     try: r = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
@@ -78,7 +119,7 @@ def folder_spec(report:dict|None, genai_config:dict) -> ModelSpec|None:
         "sliding_window": _window_of(d.get("sliding_window")) or None})
     except Exception: return None   # a field missing: `check_kv` reports "spec: none" and what to pass
 
-# %% ../nbs/02a_folder.ipynb #c016
+# %% ../nbs/02a_folder.ipynb #c019
 class ExportFolder:
     "An exported folder, read once: genai_config, graph inputs/outputs, cache tensors, window, context, report, spec."
     def __init__(self, path:str|Path):  # the output folder of an export
@@ -111,20 +152,11 @@ class ExportFolder:
         except CheckError: rep = None
         return folder_spec(rep, self.genai_config)
 
-    def inside(self, name:str) -> Path:
-        "The path of `name` in this folder; `CheckError` if it is absolute or resolves (through `..` or a symlink) outside."
-        root = self.path.resolve()
-        if not isinstance(name, str) or not name or Path(name).is_absolute():
-            raise CheckError(f"{self.path} names the file {name!r}, which is not a name inside the folder.",
-                             "export again; an export's files all lie in its folder, named relative to it.")
-        p = self.path/name
-        r = p.resolve()
-        if r != root and root not in r.parents:
-            raise CheckError(f"{self.path} names {name!r}, which resolves to {r}, outside the folder.",
-                             "export again, or copy the file into the folder (`cp -L`) and name it relative to the folder.")
-        return p
+    def inside(self, name:str, what:str="file") -> Path:
+        "The path of `name` in this folder (`inside`); `CheckError` if it is absolute or resolves outside, or is no regular file."
+        return regular_file(inside(self.path, name, what), what)
 
-# %% ../nbs/02a_folder.ipynb #c019
+# %% ../nbs/02a_folder.ipynb #c022
 from fastcore.basics import patch
 
 @patch(as_prop=True)
@@ -132,7 +164,7 @@ def decoder(self:ExportFolder) -> dict: return self.genai_config["model"].get("d
 @patch(as_prop=True)
 def graph_name(self:ExportFolder) -> str: return self.decoder.get("filename", "model.onnx")
 @patch(as_prop=True)
-def graph_path(self:ExportFolder) -> Path: return self.inside(self.graph_name)
+def graph_path(self:ExportFolder) -> Path: return self.inside(self.graph_name, "graph")
 
 _CACHE_NAMES = {"past": (("inputs", "past_key_names", "past_key_values.%d.key"), ("inputs", "past_value_names", "past_key_values.%d.value")),
                 "present": (("outputs", "present_key_names", "present.%d.key"), ("outputs", "present_value_names", "present.%d.value"))}
@@ -143,6 +175,9 @@ def cache_names(self:ExportFolder, kind:str="past",     # "past" (graph inputs) 
     "[(key name, value name)] per layer, as genai_config names them."
     if kind not in _CACHE_NAMES: raise ValueError(f"kind is 'past' or 'present', not {kind!r}")
     if layers is None: layers = self.spec.num_hidden_layers if self.spec else self.decoder.get("num_hidden_layers", 0)
+    if layers > len(self.io["inputs"]):   # each layer has 2 cache inputs: a count this large is no layer count of this graph
+        raise CheckError(f"{self.path} says {layers} layers, but its graph has only {len(self.io['inputs'])} inputs, too few for "
+                         f"{layers} layers' cache.", "correct num_hidden_layers in genai_config.json (or the export report), or export again.")
     (sec, kk, kd), (_, vk, vd) = _CACHE_NAMES[kind]
     names = self.decoder.get(sec, {})
     return [(names.get(kk, kd) % i, names.get(vk, vd) % i) for i in range(layers)]
@@ -161,7 +196,7 @@ def window_cache(self:ExportFolder) -> str|None:
     if 1 in self.io.get("sliding_window_cache", []) or self.decoder.get("sliding_window"): return "ring"
     return "full" if self.graph_window else None
 
-# %% ../nbs/02a_folder.ipynb #c022
+# %% ../nbs/02a_folder.ipynb #c025
 @patch(as_prop=True)
 def context_length(self:ExportFolder) -> int:
     "Longest sequence: genai_config's model.context_length, else search.max_length."
@@ -176,7 +211,7 @@ def sliding_window(self:ExportFolder) -> int:
     "The window ONNX Runtime GenAI runs the cache with (genai_config's decoder.sliding_window.window_size); 0 when none."
     return _window_of(self.decoder.get("sliding_window"))
 
-# %% ../nbs/02a_folder.ipynb #c025
+# %% ../nbs/02a_folder.ipynb #c028
 @patch(as_prop=True)
 def precision(self:ExportFolder) -> str|None:
     "fp32, fp16, int4, ... as the export report says; None without one."
@@ -191,7 +226,7 @@ def execution_provider(self:ExportFolder) -> str:
         if isinstance(entry, dict) and entry: return next(iter(entry))
     return "cpu"
 
-# %% ../nbs/02a_folder.ipynb #c028
+# %% ../nbs/02a_folder.ipynb #c031
 @patch
 def og_config(self:ExportFolder, execution_provider:str|None=None): # "cpu", "cuda", ...; None: the folder's own providers
     "The folder's `og.Config`, with its providers replaced by `execution_provider` when given."
@@ -210,7 +245,7 @@ def model(self:ExportFolder, execution_provider:str|None=None): # "cpu", "cuda",
     except Exception as e: raise CheckError(f"ONNX Runtime GenAI could not load {self.path}: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}.",
                                             "run `mistral-onnx check` on the folder, or export again.") from None
 
-# %% ../nbs/02a_folder.ipynb #c030
+# %% ../nbs/02a_folder.ipynb #c033
 @patch
 def _repr_markdown_(self:ExportFolder) -> str:
     rows = [("graph", f"`{self.graph_name}`")]
