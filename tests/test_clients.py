@@ -19,12 +19,9 @@ def _run(script, *args, stdin=None, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    "The embedded model through the default export, as `mistral-onnx export embedded OUT` makes it."
-    from mistral_onnx.export import export
-    out = tmp_path_factory.mktemp("clients")/"embedded-fp32"
-    export("embedded", out)
-    return out
+def exported(exported):
+    "The embedded model through the default export (conftest's session export, fp32), as `mistral-onnx export embedded OUT` makes it."
+    return exported["fp32"]
 
 
 def test_vendored_scripts_are_unchanged():

@@ -13,7 +13,6 @@ from mistral_onnx.published import corpus_names, corpus_model, shrink_config, co
 from mistral_onnx.spec import ModelSpec
 
 NAMES = corpus_names()
-CLI = [sys.executable, "-m", "mistral_onnx.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,8 @@ def _source(work, name):
 
 
 def _cli(*args, timeout=600):
-    r = subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+    from conftest import cli               # the installed `mistral-onnx` console script
+    r = cli(*args, timeout=timeout)
     return r.returncode, r.stdout + r.stderr
 
 
@@ -62,7 +62,7 @@ def test_corpus_export_check_validate_generate(work, name, precision):
         export(str(src), out, precision=precision)
         rep = check_kv(out)
         assert rep.ok, str(rep)
-    v = validate(str(src), out, accuracy_prompts=0)
+    v = validate(str(src), out)
     assert v.ok, str(v)
     if spec.sliding_window and spec.sliding_window < spec.max_position_embeddings - 1:
         names = {p.name for p in v.phases}
