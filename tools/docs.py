@@ -1,23 +1,32 @@
 """Build the documentation site offline, from the notebooks, and check it.
 
-    python tools/docs.py            # build _site/ (about 3-5 minutes on 2 cores), then check it; exit 1 on any problem
-    python tools/docs.py --check    # only check an existing _site/
-    python tools/docs.py --sidebar  # only regenerate nbs/sidebar.yml (run before `nbdev-docs` if you have Quarto)
+    python tools/docs.py                # build _site/ (about 3-5 minutes on 2 cores), then check it; exit 1 on any problem
+    python tools/docs.py --check        # only check an existing _site/
+    python tools/docs.py --sidebar      # only regenerate nbs/sidebar.yml (run before `nbdev-docs` if you have Quarto)
+    python tools/docs.py --screenshots  # write screenshots/docs-*.png from the built _site/ (headless Chromium)
+    python -m http.server -d _site      # read it: search needs http://, not file://
 
-Quarto cannot be installed on our machines, so `nbdev-docs` stays the command for users who have it, and this is the
-build we run and test. The steps:
+Quarto cannot be installed on our machines (the `quarto-cli` wheel downloads its binary at install time), so `nbdev-docs`
+stays the command for users who have it (`_quarto.yml` asks Quarto for the same search, table of contents, page navigation,
+copy buttons and dark mode), and this is the build we run and test. Libraries do the work wherever one does it:
+nbdev processes the notebooks, nbclient runs them, nbconvert's JupyterLab template renders them (its light and dark
+themes are the page themes), Pagefind indexes the site for offline search, the widget manager and require.js render
+saved widget state, plotly.js is plotly's own bundle, served once. Our code is the shell around the pages (navbar,
+sidebar, breadcrumbs, table of contents, previous/next), a few lines of script (theme switch, copy buttons), and checks.
 
-1. `nbs/sidebar.yml` is generated from the notebooks that exist (home, Tutorials, How-to, API reference,
-   Compatibility), so pages appear as they land; Quarto reads the same file (`custom_sidebar = true` in pyproject).
+1. `nbs/sidebar.yml` is generated from the notebooks that exist (home, Tutorials, How-to, API reference), each page
+   once; Quarto reads the same file (`custom_sidebar = true` in pyproject). The navbar comes from `_quarto.yml`.
 2. nbdev's `proc_nbs` (the work of `nbdev-proc-nbs`, without its attempt to download Quarto) writes `_proc/`:
    frontmatter, `show_doc` for every exported symbol (docments tables), hidden/exported cells removed, doc links.
 3. Each notebook is executed (a copy; the sources are never written), with cells flagged `gpu`/`slow`/`train` skipped
-   as `nbdev-test` skips them and their saved outputs kept. The outputs are put into the processed cells by cell id.
-4. nbconvert renders each processed notebook to HTML. Plotly figures carry plotly.js (`PLOTLY_RENDERER=notebook`);
-   widget state renders with @jupyter-widgets/html-manager and require.js, npm packages installed into
-   build/docs-npm and served from `_site/site_libs/`. No page loads anything from the network.
-5. `check_site` verifies: every notebook has a page, no page references a network script or style, every internal
-   link (and #anchor) resolves. `_site/build.json` records each page's time, skipped cells and errors.
+   as `nbdev-test` skips them and their saved outputs kept (the page says they were not run here). Noise is turned down
+   at its source with the libraries' own switches (`TRANSFORMERS_VERBOSITY`, `TQDM_DISABLE`, ...); nothing is deleted.
+4. nbconvert renders each processed notebook to HTML; `postprocess` makes links local, gives headings Quarto's ids,
+   adds the table of contents and loads plotly.js from `site_libs/` instead of inlining it in every page.
+5. Pagefind (npm, pinned) indexes `_site/` into `_site/pagefind/`; the search box is Pagefind's own UI.
+6. `check_site` verifies: every notebook has a page, nothing loads from the network, every internal link (and #anchor)
+   resolves, no machine paths, at most 10 log lines a page, previous/next links, a table of contents on long pages.
+   `_site/build.json` records each page's time, skipped cells and errors.
 """
 from __future__ import annotations
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, time, tomllib
@@ -28,8 +37,16 @@ from urllib.parse import urlsplit, unquote
 ROOT = Path(__file__).resolve().parent.parent
 NBS, PROC, SITE = ROOT/"nbs", ROOT/"_proc", ROOT/"_site"
 NPM_DIR = ROOT/"build"/"docs-npm"
-NPM_PACKAGES = {"@jupyter-widgets/html-manager": "1.0.15", "requirejs": "2.3.8"}
-"npm packages the pages load, pinned: the widget manager (ipywidgets 8 state) and the AMD loader it needs"
+NPM_PACKAGES = {"@jupyter-widgets/html-manager": "1.0.15", "requirejs": "2.3.8", "pagefind": "1.6.0"}
+"npm packages, pinned: the widget manager (ipywidgets 8 state), the AMD loader it needs, and Pagefind (search index and UI)"
+SHOTS = ROOT/"screenshots"
+KERNEL_ENV = {"TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+              "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::FutureWarning"}
+"Each library's own switch for its chatter, set in the kernels that run the notebooks (the libraries read them at import)"
+MAX_LOG_LINES = 10
+"Most stderr lines a page may show"
+MACHINE_PATH_RE = re.compile(r"(?:/work/|/home/\w+/|/root/)[\w./+-]*|[\w./-]*site-packages[\w./-]*|[\w./-]*/\.venv/[\w./-]*")
+"Paths of the machine that built the page (install commands like `python -m venv .venv` are fine)"
 
 def _cfg() -> dict: return tomllib.loads((ROOT/"pyproject.toml").read_text())["tool"]["nbdev"]
 def skip_flags() -> tuple: return tuple(_cfg().get("tst_flags", "").split())
@@ -38,13 +55,8 @@ def site_url() -> str:
     return m.group(1).rstrip("/") + "/" if m else ""
 
 # ---------------------------------------------------------------- 1. pages and the sidebar
-TUTORIALS = ("01_kv_cache", "tutorials/export_mistral_7b", "05_diagnose", "07_generate", "tutorials/gpu_benchmark",
-             "08_bench", "tutorials/train_embedded")
-"Reading order of the Tutorials section; numbered notebooks listed here are tutorials as well as API pages"
-TUTORIAL_TEXT = {"01_kv_cache": "KV cache concepts", "05_diagnose": "The 32-vs-8 mismatch, diagnosed",
-                 "07_generate": "Generation", "08_bench": "Benchmarks"}
-COMPAT = ("11_doctor",)
-"Notebooks that make the compatibility page (plus any nbs/**/compat*)"
+TUTORIALS = ("tutorials/export_mistral_7b", "tutorials/gpu_benchmark", "tutorials/train_embedded")
+"Reading order of the Tutorials section; other notebooks in nbs/tutorials follow"
 
 def sources(nbs:Path=NBS) -> list:
     "Every page source under `nbs/`: notebooks and .md files, skipping `_`/`.` names as nbdev does."
@@ -57,22 +69,37 @@ def sources(nbs:Path=NBS) -> list:
     return out
 
 def sidebar(nbs:Path=NBS) -> dict:
-    "The sidebar as Quarto's `website.sidebar.contents`, from the pages that exist."
+    "The sidebar as Quarto's `website.sidebar.contents`, from the pages that exist, each page once."
     srcs = sources(nbs)
     stem = {s.rsplit(".", 1)[0]: s for s in srcs}
-    top = [s for s in srcs if "/" not in s and s.split(".")[0] != "index"]
-    api = [s for s in top if re.match(r"\d", s)]
-    tut = [stem[t] if t.startswith("tutorials/") else {"text": TUTORIAL_TEXT.get(t, t), "href": stem[t]}
-           for t in TUTORIALS if t in stem]
-    tut += [s for s in srcs if s.startswith("tutorials/") and s.rsplit(".", 1)[0] not in TUTORIALS]
+    tut = [stem[t] for t in TUTORIALS if t in stem] + [s for s in srcs if s.startswith("tutorials/") and s.rsplit(".", 1)[0] not in TUTORIALS]
     howto = [s for s in srcs if s.startswith("howto/")]
-    compat = [{"text": "Compatibility matrix", "href": s} if s.rsplit(".", 1)[0] in COMPAT else s
-              for s in srcs if s.rsplit(".", 1)[0] in COMPAT or Path(s).name.startswith("compat")]
-    other = [s for s in srcs if s not in api and s not in howto and s not in compat and not Path(s).name.startswith("compat") and not s.startswith(("tutorials/", "index."))]
+    api = [s for s in srcs if "/" not in s and re.match(r"\d", s)]
+    other = [s for s in srcs if s not in tut + howto + api and s.rsplit(".", 1)[0] != "index"]
     contents = [stem["index"]] if "index" in stem else []
-    for name, items in (("Tutorials", tut), ("How-to", howto), ("API reference", api), ("Compatibility", compat), ("More", other)):
+    for name, items in (("Tutorials", tut), ("How-to", howto), ("API reference", api), ("More", other)):
         if items: contents.append({"section": name, "contents": items})
     return {"website": {"sidebar": {"contents": contents}}}
+
+def page_order(sb:dict) -> list:
+    "Every source the sidebar lists, in reading order (the order of previous/next)."
+    def walk(items):
+        for i in items:
+            if isinstance(i, str): yield i
+            elif "section" in i: yield from walk(i["contents"])
+            elif i.get("href"): yield i["href"]
+    return list(dict.fromkeys(walk(sb["website"]["sidebar"]["contents"])))
+
+def navbar(nbs:Path=NBS) -> list:
+    "The navbar's (text, source#fragment) pairs, from `_quarto.yml` (Quarto reads the same entries)."
+    import yaml
+    nav = (yaml.safe_load((nbs/"_quarto.yml").read_text()).get("website", {}).get("navbar") or {})
+    return [(i["text"], i["href"]) for i in nav.get("left", []) if isinstance(i, dict) and i.get("href")]
+
+def version() -> str:
+    "The package version, read from `mistral_onnx/__init__.py` (nbdev keeps it there)."
+    m = re.search(r'__version__\s*=\s*"([^"]+)"', (ROOT/"mistral_onnx"/"__init__.py").read_text())
+    return m.group(1) if m else "?"
 
 def write_sidebar(nbs:Path=NBS) -> Path:
     import yaml
@@ -191,7 +218,8 @@ def execute(rel:str, timeout:int=300) -> dict:
             if cell.cell_type == "code" and skips.get(cell.id): return cell      # flagged: keep the saved outputs
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
-    os.environ["PLOTLY_RENDERER"] = "notebook"        # this worker's kernel inherits it: figures carry plotly.js
+    os.environ["PLOTLY_RENDERER"] = "notebook"        # this worker's kernel inherits it: figures work offline (postprocess serves plotly.js once)
+    os.environ.update(KERNEL_ENV)
     os.environ.pop("IN_TEST", None)
     t0 = time.time()
     client = Client(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(src.parent)}},
@@ -221,14 +249,24 @@ def page_path(rel:str, fm:dict) -> str:
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ATTR_RE = re.compile(r"(\]\([^)\s]*\))\{[^}\n]*\}")            # Quarto link attributes: [source](url){target="_blank" ...}
+PLOTLY_JS_RE = re.compile(r"\s*/\*\*?\s*\*?\s*plotly\.js v\d")
+TOC_MIN = 3
+"Pages with more headings (h2, h3) than this get an on-page table of contents"
 MATHJAX_CDN_RE = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]*"></script>')
+
+SKIP_NOTE = {"gpu": '<div class="mo-note">Not run here: this cell needs a GPU (<code>#| gpu</code>; <code>nbdev-test --flags gpu</code> runs it). '
+                     'Its results on a GPU machine are shown below it, from a saved run.</div>',
+             "slow": '<div class="mo-note">Not run here: a long cell (<code>#| slow</code>); any output shown is from a saved run.</div>',
+             "train": '<div class="mo-note">Not run here: training (<code>#| train</code>, minutes of CPU); the output shown is from the saved run.</div>',
+             "other": '<div class="mo-note">Not run here (<code>{flag}</code>); any output shown is from a saved run.</div>'}
+"The note a page shows above a cell the docs build does not run"
 
 def clean(nb, run:dict|None):
     "A processed notebook made ready for nbconvert: executed outputs in, Quarto-only metadata and directives out."
     import nbformat
     fm = frontmatter(nb)
     if fm: nb.cells = nb.cells[1:]
-    outs = (run or {}).get("outputs", {})
+    outs, skips = (run or {}).get("outputs", {}), (run or {}).get("skipped", {})
     keep = []
     for c in nb.cells:
         c.pop("has_sd", None)
@@ -249,6 +287,10 @@ def clean(nb, run:dict|None):
             for k in ("text/markdown", "text/html"):
                 if k in o.get("data", {}): o["data"][k] = ATTR_RE.sub(r"\1", "".join(o["data"][k])) if k == "text/markdown" else "".join(o["data"][k])
         if not c.source and not c.get("outputs"): continue
+        if re.search(r"^\s*(test_eq|test_fail|test_ne|test_close|test_is|assert)\b", c.source, re.M): c.metadata.setdefault("tags", []).append("mo-test")
+        if skips.get(c.get("id")):
+            keep.append(nbformat.v4.new_markdown_cell(SKIP_NOTE.get(skips[c.id], SKIP_NOTE["other"]).format(flag=skips[c.id])))
+            c.metadata.setdefault("tags", []).append("mo-not-run")
         keep.append(c)
     nb.cells = keep
     if run and run.get("widgets"): nb.metadata["widgets"] = run["widgets"]
@@ -259,24 +301,78 @@ def clean(nb, run:dict|None):
 TEMPLATE = r"""{%- extends "index.html.j2" -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block notebook_css %}
+{%- set r = resources.site.root -%}
+<link rel="stylesheet" href="{{ r }}site_libs/jupyterlab/index.css">
+<link rel="stylesheet" id="mo-jp-light" href="{{ r }}site_libs/jupyterlab/theme-light.css">
+<link rel="stylesheet" id="mo-jp-dark" href="{{ r }}site_libs/jupyterlab/theme-dark.css">
+<script>/* before the first paint: the reader's choice, else the system's */
+(function(){var t=localStorage.getItem("mo-theme")||(matchMedia("(prefers-color-scheme: dark)").matches?"dark":"light");
+document.documentElement.dataset.theme=t;document.getElementById(t==="dark"?"mo-jp-light":"mo-jp-dark").disabled=true;})();</script>
+{% endblock notebook_css %}
 {% block extra_css %}
+<link rel="icon" type="image/svg+xml" href="{{ resources.site.root }}favicon.svg">
+<link rel="stylesheet" href="{{ resources.site.root }}pagefind/pagefind-ui.css">
 <link rel="stylesheet" href="{{ resources.site.root }}styles.css">
 {% endblock extra_css %}
 {%- block body_header -%}
-<body class="jp-Notebook mo-site" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
-<header class="mo-navbar"><a class="mo-brand" href="{{ resources.site.root }}index.html">{{ resources.site.name }}</a>
-{% for text, href in resources.site.navbar %}<a href="{{ href }}">{{ text }}</a>{% endfor %}</header>
+{%- set s = resources.site -%}
+<body class="jp-Notebook mo-site" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light" data-root="{{ s.root }}">
+<header class="mo-navbar">
+<a class="mo-brand" href="{{ s.root }}index.html"><img src="{{ s.root }}favicon.svg" alt="" width="22" height="22">{{ s.name }}</a>
+<span class="mo-version" title="package version">v{{ s.version }}</span>
+<nav class="mo-nav" aria-label="sections">{% for text, href, active in s.navbar %}<a href="{{ href }}"{% if active %} aria-current="true"{% endif %}>{{ text }}</a>{% endfor %}</nav>
+<div id="mo-search" class="mo-search" role="search"></div>
+<button class="mo-theme" type="button" aria-label="switch light or dark theme" title="light / dark">&#9680;</button>
+</header>
 <div class="mo-layout">
-<nav class="mo-sidebar">{{ resources.site.sidebar }}</nav>
-<main class="mo-content">
-<header class="mo-title"><h1 class="title" id="page-title">{{ resources.site.title | e }}</h1>
-{% if resources.site.description %}<p class="description">{{ resources.site.description }}</p>{% endif %}</header>
+<nav class="mo-sidebar" aria-label="pages"><details class="mo-menu" open><summary>Pages</summary>{{ s.sidebar }}</details></nav>
+<main class="mo-content" data-pagefind-body>
+<nav class="mo-crumbs" aria-label="breadcrumbs" data-pagefind-ignore><a href="{{ s.root }}index.html">Home</a>{% if s.section != "Home" %} › <span>{{ s.section }}</span>{% endif %} › <span>{{ s.title_text }}</span></nav>
+<header class="mo-title"><h1 class="title" id="page-title">{{ s.title_html }}</h1>
+{% if s.description %}<p class="description">{{ s.description }}</p>{% endif %}</header>
+<nav id="mo-toc" class="mo-toc" aria-label="on this page" data-pagefind-ignore></nav>
 {%- endblock body_header -%}
 {% block body_footer %}
-<footer class="mo-footer">Built offline by <code>tools/docs.py</code> from <code>nbs/{{ resources.site.source }}</code>.</footer>
+{%- set s = resources.site -%}
+<nav class="mo-pager" aria-label="previous and next" data-pagefind-ignore>
+{% if s.prev %}<a class="mo-prev" rel="prev" href="{{ s.prev[1] }}"><small>Previous</small>{{ s.prev[0] }}</a>{% else %}<span></span>{% endif %}
+{% if s.next %}<a class="mo-next" rel="next" href="{{ s.next[1] }}"><small>Next</small>{{ s.next[0] }}</a>{% endif %}
+</nav>
+<footer class="mo-footer" data-pagefind-ignore>mistral_onnx {{ s.version }}. Built offline by <code>tools/docs.py</code> from <code>nbs/{{ s.source }}</code>.</footer>
 </main></div>
+<script src="{{ s.root }}pagefind/pagefind-ui.js"></script>
+<script src="{{ s.root }}site_libs/site.js"></script>
 </body>
 {% endblock body_footer %}
+"""
+
+SITE_JS = r"""// The site's only script of our own: theme switch, copy buttons, search box, menus folded on phones.
+(function () {
+  var root = document.body.dataset.root || "";
+  function setTheme(t) {
+    document.documentElement.dataset.theme = t; localStorage.setItem("mo-theme", t);
+    document.getElementById("mo-jp-light").disabled = t === "dark"; document.getElementById("mo-jp-dark").disabled = t !== "dark";
+    document.body.dataset.jpThemeLight = String(t !== "dark");
+  }
+  setTheme(document.documentElement.dataset.theme || "light");
+  document.querySelector(".mo-theme").addEventListener("click", function () {
+    setTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark");
+  });
+  document.querySelectorAll(".jp-CodeCell .jp-InputArea-editor").forEach(function (ed) {
+    var b = document.createElement("button"); b.type = "button"; b.className = "mo-copy"; b.textContent = "Copy";
+    b.setAttribute("aria-label", "copy this code");
+    b.addEventListener("click", function () {
+      var text = ed.querySelector("pre").innerText, done = function () { b.textContent = "Copied"; setTimeout(function () { b.textContent = "Copy"; }, 1500); };
+      if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done);
+      else { var t = document.createElement("textarea"); t.value = text; document.body.appendChild(t); t.select(); document.execCommand("copy"); t.remove(); done(); }
+    });
+    ed.appendChild(b);
+  });
+  if (window.PagefindUI) new PagefindUI({ element: "#mo-search", showSubResults: true, showImages: false, resetStyles: false,
+                                          baseUrl: new URL(root || "./", location.href).pathname });
+  if (matchMedia("(max-width: 900px)").matches) document.querySelectorAll("details.mo-menu, details.mo-toc-box").forEach(function (d) { d.open = false; });
+})();
 """
 
 def _md_inline(s:str) -> str:
@@ -292,9 +388,9 @@ def sidebar_html(pages:dict, here:str) -> str:
         src, text = (item, None) if isinstance(item, str) else (item.get("href"), item.get("text"))
         p = pages.get(src)
         if not p: return ""
-        cls = ' class="active"' if p["html"] == here else ""
+        cls = ' class="active" aria-current="page"' if p["html"] == here else ""
         text = text or ("Home" if p["html"] == "index.html" else p["title"])
-        return f'<li><a{cls} href="{root}{p["html"]}">{_esc(text)}</a></li>'
+        return f'<li><a{cls} href="{root}{p["html"]}">{_md_inline(plain(text))}</a></li>'
     parts = ["<ul>"]
     for item in yaml.safe_load((NBS/"sidebar.yml").read_text())["website"]["sidebar"]["contents"]:
         if isinstance(item, dict) and "section" in item:
@@ -304,7 +400,11 @@ def sidebar_html(pages:dict, here:str) -> str:
 
 def _esc(s): import html; return html.escape(str(s))
 
-def render(nb, fm:dict, rel:str, pages:dict, template_dir:Path) -> str:
+def plain(md:str) -> str:
+    "A title as plain text (for the browser tab and links): markdown's backticks and stars dropped."
+    return re.sub(r"[`*]", "", str(md))
+
+def render(nb, fm:dict, rel:str, pages:dict, template_dir:Path, order:list|None=None) -> str:
     "One page's HTML."
     from nbconvert import HTMLExporter
     from traitlets.config import Config
@@ -316,23 +416,22 @@ def render(nb, fm:dict, rel:str, pages:dict, template_dir:Path) -> str:
                       exclude_input_prompt=True, exclude_output_prompt=True,
                       require_js_url=root + "site_libs/require.js",
                       widget_renderer_url=root + "site_libs/html-manager/embed-amd.js", mathjax_url="")
-    nav = [("Tutorials", _first(pages, "Tutorials")), ("How-to", _first(pages, "How-to")),
-           ("API reference", _first(pages, "API reference")), ("Compatibility", _first(pages, "Compatibility"))]
-    site = dict(root=root, name=_cfg().get("title", "docs"), title=fm.get("title") or Path(rel).stem,
-                description=_md_inline(fm["description"]) if fm.get("description") else "", source=rel,
-                sidebar=sidebar_html(pages, here), navbar=[(t, root + h) for t, h in nav if h])
-    body, _ = ex.from_notebook_node(nb, resources={"site": site, "metadata": {"name": site["title"]}})
+    def link(src):
+        href, _, frag = src.partition("#")
+        p = pages.get(href)
+        return root + p["html"] + (f"#{frag}" if frag else "") if p else None
+    nav = [(t, link(h), h.partition("#")[0] == rel) for t, h in navbar()]
+    order = order or []
+    i = order.index(rel) if rel in order else None
+    near = lambda j: (plain(pages[order[j]]["title"]) if pages[order[j]]["html"] != "index.html" else "Home", link(order[j])) \
+        if i is not None and 0 <= j < len(order) and order[j] in pages else None
+    title = fm.get("title") or Path(rel).stem
+    site = dict(root=root, name=_cfg().get("title", "docs"), version=version(), title_html=_md_inline(title), title_text=plain(title),
+                description=_md_inline(fm["description"]) if fm.get("description") else "", source=rel, section=pages[rel]["section"],
+                sidebar=sidebar_html(pages, here), navbar=[(t, h, a) for t, h, a in nav if h],
+                prev=near(i - 1) if i else None, next=near(i + 1) if i is not None else None)
+    body, _ = ex.from_notebook_node(nb, resources={"site": site, "metadata": {"name": plain(title)}})
     return body
-
-def _first(pages:dict, section:str) -> str|None:
-    "The page the navbar links for a sidebar section: the section's first entry."
-    import yaml
-    for item in yaml.safe_load((NBS/"sidebar.yml").read_text())["website"]["sidebar"]["contents"]:
-        if isinstance(item, dict) and item.get("section") == section and item["contents"]:
-            first = item["contents"][0]
-            p = pages.get(first if isinstance(first, str) else first.get("href"))
-            if p: return p["html"]
-    return None
 
 def _section_of(rel:str, sb:dict) -> str:
     "The sidebar section a page belongs to: where it is listed by path, else where it is linked."
@@ -358,6 +457,7 @@ def postprocess(html:str, here:str, pages:dict, base_url:str, anchors:dict|None=
     root = "../" * here.count("/")
     by_src = {rel: p["html"] for rel, p in pages.items()}
     renamed, seen = {}, set()
+    toc = []
     for h in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
         if h.get("id") == "page-title": continue
         new = pandoc_id(h.get_text().replace("¶", ""))
@@ -365,6 +465,15 @@ def postprocess(html:str, here:str, pages:dict, base_url:str, anchors:dict|None=
         seen.add(new)
         if h.get("id"): renamed["#" + h["id"]] = "#" + new
         h["id"] = new
+        if h.name in ("h2", "h3") and not h.find_parent(class_="mo-title"): toc.append((h.name, h.get_text().replace("¶", "").strip(), new))
+    box = soup.find(id="mo-toc")
+    if box is not None and len(toc) > TOC_MIN:       # Quarto's `toc: true`: h2 and h3, on pages with more than TOC_MIN sections
+        items = "".join(f'<li class="mo-toc-{n}"><a href="#{i}">{_esc(t)}</a></li>' for n, t, i in toc)
+        box.append(BeautifulSoup(f'<details class="mo-toc-box" open><summary>On this page</summary><ul>{items}</ul></details>', "html.parser"))
+    elif box is not None: box.decompose()
+    for sc in soup.find_all("script"):               # plotly's notebook renderer inlines plotly.js (5 MB) once per page: load the site's copy
+        if not sc.get("src") and sc.string and PLOTLY_JS_RE.match(sc.string):
+            sc.string = ""; sc["src"] = root + "site_libs/plotly.min.js"
     for a in soup.find_all("a", href=True):
         href = a["href"]
         if base_url and href.startswith(base_url):            # nbdev's doc links point at the published site
@@ -386,7 +495,7 @@ def postprocess(html:str, here:str, pages:dict, base_url:str, anchors:dict|None=
 def npm_libs(dest:Path) -> dict:
     "Install the pinned npm packages into build/docs-npm (once) and copy what the pages load into `dest`."
     mods = NPM_DIR/"node_modules"
-    want = [mods/"@jupyter-widgets/html-manager/dist/embed-amd.js", mods/"requirejs/require.js"]
+    want = [mods/"@jupyter-widgets/html-manager/dist/embed-amd.js", mods/"requirejs/require.js", mods/".bin"/"pagefind"]
     def installed(): 
         try: return {n: json.loads((mods/n/"package.json").read_text())["version"] for n in NPM_PACKAGES}
         except FileNotFoundError: return {}
@@ -404,6 +513,25 @@ def npm_libs(dest:Path) -> dict:
         if f.suffix != ".map" and f.name not in ("embed.js", "libembed-amd.js"): shutil.copy2(f, dest/"html-manager"/f.name)
     shutil.copy2(mods/"requirejs/require.js", dest/"require.js")
     return installed()
+
+def site_files(out:Path):
+    "The files every page shares: JupyterLab's CSS (light and dark themes, from nbconvert), plotly.js, our script, styles, favicon."
+    import plotly
+    from jupyter_core.paths import jupyter_path
+    lab = next(Path(d) for d in jupyter_path("nbconvert", "templates", "lab", "static") if (Path(d)/"index.css").exists())
+    (out/"site_libs"/"jupyterlab").mkdir(parents=True, exist_ok=True)
+    for f in ("index.css", "theme-light.css", "theme-dark.css"): shutil.copy2(lab/f, out/"site_libs"/"jupyterlab"/f)
+    shutil.copy2(Path(plotly.__file__).parent/"package_data"/"plotly.min.js", out/"site_libs"/"plotly.min.js")
+    (out/"site_libs"/"site.js").write_text(SITE_JS)
+    for f in ("styles.css", "favicon.svg"): shutil.copy2(NBS/f, out/f)
+
+def pagefind(site:Path) -> str:
+    "Index the built site with Pagefind (its UI and index land in site/pagefind/); return what it printed last."
+    exe = NPM_DIR/"node_modules"/".bin"/"pagefind"
+    p = subprocess.run([str(exe), "--site", str(site), "--output-subdir", "pagefind", "--exclude-selectors", ".anchor-link, .mo-copy"],
+                       capture_output=True, text=True)
+    if p.returncode != 0: raise SystemExit(f"docs: pagefind failed (exit {p.returncode}):\n{(p.stdout + p.stderr)[-2000:]}")
+    return [l for l in p.stdout.splitlines() if l.strip()][-1] if p.stdout.strip() else ""
 
 def widget_fonts(out:Path, dirs:set):
     """The widget manager's icon font, where it looks for it.
@@ -429,7 +557,7 @@ def check_site(site:Path=SITE) -> list:
         elif not (site/info["pages"][s]["html"]).exists(): problems.append(f"page missing: {info['pages'][s]['html']} (from nbs/{s})")
     ids, soups = {}, {}
     for f in sorted(site.rglob("*.html")):
-        if "site_libs" in f.parts: continue
+        if "site_libs" in f.parts or "pagefind" in f.parts: continue
         rel = f.relative_to(site).as_posix()
         soup = BeautifulSoup(f.read_text(), "html.parser")
         soups[rel] = soup
@@ -452,9 +580,59 @@ def check_site(site:Path=SITE) -> list:
             target = rel if not parts.path else os.path.normpath((Path(rel).parent/unquote(parts.path)).as_posix())
             if not (site/target).exists(): problems.append(f"{rel}: broken link {ref}"); continue
             if parts.fragment and target in ids and parts.fragment not in ids[target]: problems.append(f"{rel}: broken anchor {ref}")
+    for rel, soup in soups.items():
+        if "pagefind" in Path(rel).parts: continue
+        text = soup.get_text(" ")
+        for m in sorted(set(MACHINE_PATH_RE.findall(text)))[:3]: problems.append(f"{rel}: machine path on the page: {m}")
+        logs = sum(len(e.get_text().strip().splitlines()) for e in soup.select('[data-mime-type="application/vnd.jupyter.stderr"]'))
+        if logs > MAX_LOG_LINES: problems.append(f"{rel}: {logs} log lines (stderr) on the page, more than {MAX_LOG_LINES}: quiet them at their source")
+        if soup.find(class_="mo-content") is not None:
+            pager = soup.select(".mo-pager a[href]")
+            if not pager: problems.append(f"{rel}: no previous/next link")
+            n = len([h for h in soup.select(".mo-content h2, .mo-content h3") if not h.find_parent(class_="mo-title")])
+            if n > TOC_MIN and not soup.select(".mo-toc a[href]"): problems.append(f"{rel}: {n} sections and no table of contents")
     for rel, p in info["pages"].items():
         if p.get("error"): problems.append(f"nbs/{rel} did not build: {[l for l in p['error'].splitlines() if l.strip()][-1][:200]} (see _site/build.json)")
     return problems
+
+# ---------------------------------------------------------------- screenshots
+SHOT_LIST = (("docs-home-1366.png", "index.html", 1366, None), ("docs-home-390.png", "index.html", 390, None),
+             ("docs-search.png", "index.html", 1366, "search"), ("docs-diagnose.png", "diagnose.html", 1366, None),
+             ("docs-7b-tutorial.png", "tutorials/export_mistral_7b.html", 1366, "#what-to-expect-on-a-gpu"),
+             ("docs-diagram.png", "kv_cache.html", 1366, ".jp-RenderedSVG"), ("docs-dark.png", "diagnose.html", 1366, "dark"),
+             ("docs-plot.png", "howto/int4.html", 1366, ".plotly-graph-div"))
+"(file, page, viewport width, what to show: a selector scrolled to, 'search' typed, or 'dark' theme)"
+
+def serve(site:Path):
+    "Serve `site` on 127.0.0.1 from a thread; return (server, base URL)."
+    import functools, http.server, threading
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a): pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}/"
+
+def screenshots(site:Path=SITE, dest:Path=SHOTS) -> list:
+    "PNG screenshots of the built site in headless Chromium (tests/browser.py finds it), written to `dest`."
+    sys.path.insert(0, str(ROOT/"tests"))
+    from browser import browser
+    srv, url = serve(site)
+    dest.mkdir(parents=True, exist_ok=True); out = []
+    try:
+        with browser() as b:
+            for name, page, width, what in SHOT_LIST:
+                pg = b.new_page(viewport={"width": width, "height": 900 if width > 500 else 844})
+                if what == "dark": pg.add_init_script("localStorage.setItem('mo-theme', 'dark')")
+                pg.goto(url + page, wait_until="load")
+                if what == "search":
+                    pg.fill(".pagefind-ui__search-input", "Expected size")
+                    pg.wait_for_selector(".pagefind-ui__result-link", timeout=15_000)
+                elif what and what != "dark":
+                    pg.wait_for_selector(what, timeout=15_000); pg.locator(what).first.evaluate("e => e.scrollIntoView({block: 'start'})")
+                pg.wait_for_timeout(300)
+                pg.screenshot(path=str(dest/name)); out.append(dest/name); pg.close()
+    finally: srv.shutdown()
+    return out
 
 # ---------------------------------------------------------------- the command
 def build(n_workers:int=2, out:Path=SITE, only:list|None=None, use_cache:bool=False) -> dict:
@@ -482,8 +660,9 @@ def build(n_workers:int=2, out:Path=SITE, only:list|None=None, use_cache:bool=Fa
     if out.exists(): shutil.rmtree(out)
     (out/"site_libs").mkdir(parents=True)
     npm = npm_libs(out/"site_libs")
-    shutil.copy2(NBS/"styles.css", out/"styles.css")
+    site_files(out)
     sb = yaml.safe_load((NBS/"sidebar.yml").read_text())
+    order = page_order(sb)
     pages, nbs = {}, {}
     for s in srcs:
         p = PROC/s
@@ -517,10 +696,11 @@ def build(n_workers:int=2, out:Path=SITE, only:list|None=None, use_cache:bool=Fa
             if pages[s]["error"]:
                 nb.cells.insert(0, nbformat.v4.new_markdown_cell(
                     "**This page did not build cleanly** (the docs build records it in `build.json` and fails):\n\n```\n" + pages[s]["error"][-1500:] + "\n```"))
-            html = postprocess(render(nb, fm, s, pages, Path(td)), here, pages, site_url(), anchors, repaired)
+            html = postprocess(render(nb, fm, s, pages, Path(td), order), here, pages, site_url(), anchors, repaired)
             (out/here).parent.mkdir(parents=True, exist_ok=True)
             (out/here).write_text(html)
     widget_fonts(out, {Path(p["html"]).parent for s, p in pages.items() if nbs[s][0].metadata.get("widgets")})
+    print("== pagefind: " + pagefind(out), flush=True)
     info = dict(seconds=round(time.time() - t0, 1), cpus=os.cpu_count(), npm=npm, pages=pages, doc_links_to_page_top=repaired)
     (out/"build.json").write_text(json.dumps(info, indent=1))
     return info
@@ -537,8 +717,12 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="notebooks executed at once")
     ap.add_argument("--cache", action="store_true", help="reuse executed outputs of unchanged notebooks (build/docs-exec); not for CI")
     ap.add_argument("--only", nargs="*", help="build only these sources (paths under nbs/), for trying a page")
+    ap.add_argument("--screenshots", action="store_true", help="write screenshots/docs-*.png from the built _site/")
     a = ap.parse_args(argv)
     if a.sidebar: print(f"wrote {write_sidebar()}"); return 0
+    if a.screenshots:
+        for f in screenshots(): print(f"wrote {f.relative_to(ROOT)}")
+        return 0
     if not a.check:
         info = build(a.workers, only=a.only, use_cache=a.cache)
         print(f"== built {len(info['pages'])} pages into {SITE.relative_to(ROOT)}/ in {info['seconds']:.0f} s")
