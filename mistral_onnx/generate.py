@@ -6,10 +6,11 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/generate.html.md"""
 
 # %% ../nbs/07_generate.ipynb #c003
 from __future__ import annotations
-import json, time
+import json, math, time
+import numpy as np
 from dataclasses import dataclass
 from pathlib import Path
-from .env import MistralOnnxError
+from .env import MistralOnnxError, BadOption
 from .folder import ExportFolder, CheckError
 from .check import check_kv
 
@@ -72,6 +73,15 @@ def encode(self:OnnxLM, text:str, bos:bool=True) -> list:
     finally: self.tokenizer.update_options(add_special_tokens="false")
 
 # %% ../nbs/07_generate.ipynb #c010
+def _check_sampling(temperature, top_k, top_p):
+    "BadOption for sampling settings outside their ranges: temperature > 0 and finite, top_k >= 1, 0 < top_p <= 1."
+    num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
+    if not (num(temperature) and math.isfinite(temperature) and temperature > 0):
+        raise BadOption(f"temperature={temperature!r}; it must be a finite number above 0.", "use e.g. 0.7 (lower: surer answers, higher: more varied).")
+    if not (isinstance(top_k, int) and not isinstance(top_k, bool) and top_k >= 1):
+        raise BadOption(f"top_k={top_k!r}; it must be a whole number of at least 1.", "use e.g. 50.")
+    if not (num(top_p) and 0 < top_p <= 1): raise BadOption(f"top_p={top_p!r} is outside (0, 1].", "use e.g. 0.9, or 1.0 to keep every token.")
+
 @patch
 def stream_ids(self:OnnxLM, ids:list,
                max_new_tokens:int=64,    # stop after this many new tokens
@@ -82,6 +92,7 @@ def stream_ids(self:OnnxLM, ids:list,
     import onnxruntime_genai as og
     if not ids: raise GenerationError("The prompt is empty. Fix: give at least one token of text.")
     if max_new_tokens < 1: raise GenerationError(f"max_new_tokens={max_new_tokens}; it must be at least 1. Fix: ask for 1 or more new tokens.")
+    if do_sample: _check_sampling(temperature, top_k, top_p)
     bad = [i for i in ids if not isinstance(i, int) or i < 0 or (self.vocab_size and i >= self.vocab_size)]
     if bad: raise GenerationError(f"Token ids {bad[:5]} are outside the vocabulary (0..{(self.vocab_size or 0) - 1}). Fix: encode the "
                                   "prompt with this model's tokenizer (`lm.encode` or `lm.chat_ids`).")
@@ -100,7 +111,11 @@ def stream_ids(self:OnnxLM, ids:list,
         try: return step(*a)
         except Exception as e: raise CheckError(f"ONNX Runtime GenAI failed running {self.folder.path}: {' '.join(str(e).split())[:600]}.",
                                                 "run `mistral-onnx check` on the folder, or export again.") from None
-    run(gen.append_tokens, ids)
+    from mistral_onnx.builder import append_prompt   # the measured way to feed a ring; plain append_tokens otherwise
+    run(append_prompt, gen, ids, self.window if self.folder.window_cache == "ring" else 0)
+    if not np.isfinite(np.asarray(gen.get_logits())).all():   # once, after the prompt: broken weights answer nothing, silently
+        raise GenerationError(f"The model's logits are NaN or infinite after the prompt: the weights of {self.folder.path} are broken.",
+                              "export again from good weights; `mistral-onnx validate SOURCE OUT` compares an export with PyTorch.")
     n, eos = len(ids), False
     while not gen.is_done() and n < want:
         run(gen.generate_next_token)
@@ -131,7 +146,7 @@ def generate(self:OnnxLM, prompt:str, chat:bool=True, **kw) -> str:
     "The whole answer as one string."
     return "".join(self.stream(prompt, chat=chat, **kw))
 
-# %% ../nbs/07_generate.ipynb #c020
+# %% ../nbs/07_generate.ipynb #c022
 def tokenizer_mismatches(lm:OnnxLM,     # a loaded export
                          hf_tokenizer,  # the source's transformers tokenizer
                          texts:list     # texts to encode both ways
@@ -143,7 +158,7 @@ def tokenizer_mismatches(lm:OnnxLM,     # a loaded export
         if a != b: out.append((t, a, b))
     return out
 
-# %% ../nbs/07_generate.ipynb #c023
+# %% ../nbs/07_generate.ipynb #c025
 @patch
 def answers(self:OnnxLM, prompts:list, max_new_tokens:int=16) -> list:
     "Greedy answers to a list of user messages."
