@@ -121,7 +121,8 @@ def _live_ranges(graph) -> list|None:
         if isinstance(x, torch.Tensor):
             s = x.untyped_storage(); out.append((s.data_ptr(), s.data_ptr() + s.nbytes())); return True
         if isinstance(x, np.ndarray):
-            lo, hi = np.lib.array_utils.byte_bounds(x); out.append((lo, hi)); return True
+            lo, hi = getattr(getattr(np.lib, "array_utils", None), "byte_bounds", None) and np.lib.array_utils.byte_bounds(x) or np.byte_bounds(x)
+            out.append((lo, hi)); return True
         return False
     for v in graph.initializers.values():
         cv = v.const_value
@@ -175,7 +176,7 @@ def quantize_columns(q,                  # an onnxruntime `DefaultWeightOnlyQuan
     for c in range(0, n, step):
         x = np.ascontiguousarray(w[:, c:c + step])                    # the kernel reads the buffer as a C-ordered [K, n]
         if x.dtype == "bfloat16": x = x.astype(np.float32)
-        parts.append(q.qbits_block_quant(x)); del x
+        parts.append((getattr(q, "qbits_block_quant", None) or q.int4_block_quant)(x)); del x   # named int4_block_quant before onnxruntime 1.20
     if len(parts) == 1: return parts[0]
     return tuple(np.concatenate([p[i] for p in parts], axis=0) for i in range(3))
 
