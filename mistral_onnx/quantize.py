@@ -15,10 +15,10 @@ from .env import MistralOnnxError
 # %% auto #0
 __all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'BASE_BYTES', 'BUILDER_INT4_GRAPH_COPIES', 'FP_EXPORT_GRAPH_SHARE', 'IGNORE_FLAG',
            'CUDA_CONTEXT_BYTES', 'tree_rss', 'RssSampler', 'builder_stage', 'drop_dead_weight_pages',
-           'quantize_columns', 'low_memory_to_nbits', 'builder_main', 'builder_command', 'weight_bytes',
-           'profile_builder', 'compare_models', 'graph_dtype', 'output_bytes', 'ResourceEstimate',
-           'estimate_export_resources', 'ResourceError', 'memory_available', 'free_resources', 'check_resources',
-           'folder_weight_bytes', 'estimate_gpu_memory', 'gpu_free', 'check_gpu_memory']
+           'quantize_columns', 'quantize_matmuls', 'low_memory_to_nbits', 'builder_main', 'builder_command',
+           'weight_bytes', 'profile_builder', 'compare_models', 'quantize_onnx_file', 'graph_dtype', 'output_bytes',
+           'ResourceEstimate', 'estimate_export_resources', 'ResourceError', 'memory_available', 'free_resources',
+           'check_resources', 'folder_weight_bytes', 'estimate_gpu_memory', 'gpu_free', 'check_gpu_memory']
 
 # %% ../nbs/03e_quantize.ipynb #c006
 def _status_bytes(pid:int) -> tuple:
@@ -103,12 +103,6 @@ def _low_memory_unsupported(model) -> str|None:
     if qa.get("use_qdq"): return "the QDQ format"
     if tuple(qa["op_types_to_quantize"]) != ("MatMul",): return f"op types {tuple(qa['op_types_to_quantize'])}"
     if model.ep == "cuda" and model.matmul_attrs.get("weights_prepacked", 0) > 0 and qa["is_symmetric"]: return "CUDA weight prepacking"
-    for node in model.model.graph:
-        if any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS) for a in node.attributes.values()): return f"a subgraph in {node.name}"
-        if node.op_type == "MatMul" and node.name not in set(qa["nodes_to_exclude"]) and len(node.inputs) > 1:
-            b = node.inputs[1]
-            if b is not None and b.is_initializer() and b.const_value is not None and len(b.const_value.shape) > 2:
-                return f"the rank-{len(b.const_value.shape)} weight of {node.name}"
     return None
 
 def _live_ranges(graph) -> list|None:
@@ -180,31 +174,49 @@ def quantize_columns(q,                  # an onnxruntime `DefaultWeightOnlyQuan
     if len(parts) == 1: return parts[0]
     return tuple(np.concatenate([p[i] for p in parts], axis=0) for i in range(3))
 
-def low_memory_to_nbits(model, orig=None):
-    "Quantize the builder `model`'s MatMul weights in place, one at a time, exactly as its `to_nbits` would; returns the ir.Model."
+def _graph_unsupported(g, op_types=("MatMul",), exclude=()) -> str|None:
+    "What in graph `g` one-weight-at-a-time quantization would not write as `MatMulNBitsQuantizer` does, or None."
+    import onnx_ir as ir
+    fed = {}
+    for node in g:
+        if any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS) for a in node.attributes.values()): return f"a subgraph in {node.name}"
+        if node.op_type in op_types and node.name not in exclude and len(node.inputs) > 1:
+            b = node.inputs[1]
+            if b is None or not b.is_initializer() or b.const_value is None: continue
+            if len(b.const_value.shape) > 2: return f"the rank-{len(b.const_value.shape)} weight of {node.name}"
+            if b.is_graph_input(): return f"the weight {b.name}, which is also a graph input"
+            if b.name in fed: return f"the weight {b.name}, shared by {fed[b.name]} and {node.name}"
+            fed[b.name] = node.name
+    return None
+
+def quantize_matmuls(m,                        # an onnx_ir Model, changed in place
+                     bits:int=4,               # 4 or 8
+                     block_size:int=32,        # weights per block along K (one scale each)
+                     is_symmetric:bool=True,   # no zero points
+                     accuracy_level:int=0,     # MatMulNBits' accuracy_level (0: attribute left out)
+                     nodes_to_exclude=(),      # node names left in full precision
+                     op_types=("MatMul",),     # node types quantized
+                     release=None,             # called with the graph after each weight is dropped; returns bytes released
+                     log=print                 # progress lines ("complete quantization of NODE with N bits ...")
+                    ) -> dict:                 # {'quantized': n, 'released_bytes': ...}
+    "Replace each constant 2-D MatMul weight by MatMulNBits, one weight at a time, as `MatMulNBitsQuantizer` (DEFAULT, QOperator) writes it."
     import numpy as np, onnx_ir as ir
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantizer, DefaultWeightOnlyQuantConfig
     from onnxruntime.quantization.quant_utils import QuantFormat
-    why = _low_memory_unsupported(model)
-    if why is not None:
-        print(f"mistral_onnx: low-memory quantization does not reproduce {why}; using the builder's own to_nbits "
-              "(peak host memory about 2.5x the weights)", flush=True)
-        return orig(model)
-    qa = model.quant_attrs; bits = qa["bits"]
-    q = DefaultWeightOnlyQuantizer(DefaultWeightOnlyQuantConfig(
-        block_size=qa["matmul_block_size"], is_symmetric=qa["is_symmetric"], accuracy_level=qa["accuracy_level"],
-        quant_format=QuantFormat.QOperator, op_types_to_quantize=qa["op_types_to_quantize"], bits=bits))
-    m = model.model; g = m.graph
+    g, exclude = m.graph, set(nodes_to_exclude)
+    why = _graph_unsupported(g, op_types, exclude)
+    if why is not None: raise NotImplementedError(f"one-weight-at-a-time quantization does not reproduce {why}")
+    q = DefaultWeightOnlyQuantizer(DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=is_symmetric,
+        accuracy_level=accuracy_level, quant_format=QuantFormat.QOperator, op_types_to_quantize=tuple(op_types), bits=bits))
     m.opset_imports["com.microsoft"] = 1
-    exclude = set(qa["nodes_to_exclude"])
     def init(name, arr):
         t = ir.Tensor(arr, name=name)
         v = ir.Value(name=name, shape=ir.Shape(arr.shape), type=ir.TensorType(t.dtype), const_value=t)
         g.register_initializer(v); return v
-    n, dropped = 0, drop_dead_weight_pages(g)
+    n, released = 0, (release(g) if release else 0)
     for node in list(g):
-        if node.name in exclude or node.op_type not in qa["op_types_to_quantize"]: continue
-        b = node.inputs[1]
+        if node.name in exclude or node.op_type not in op_types: continue
+        b = node.inputs[1] if len(node.inputs) > 1 else None
         if b is None or not b.is_initializer() or b.const_value is None: continue   # quantize_matmul: only initializers
         w = b.const_value.numpy()
         if w.ndim < 2: continue
@@ -214,21 +226,38 @@ def low_memory_to_nbits(model, orig=None):
             import ml_dtypes; scales = scales.astype(ml_dtypes.bfloat16)
         k, nn = w.shape; del w
         ins = [node.inputs[0], init(b.name + f"_Q{bits}", packed), init(b.name + "_scales", scales)]
-        if not qa["is_symmetric"]: ins.append(init(b.name + "_zero_points", zp))
-        attrs = {"K": k, "N": nn, "bits": bits, "block_size": qa["matmul_block_size"]}
-        if qa["accuracy_level"]: attrs["accuracy_level"] = qa["accuracy_level"]
+        if not is_symmetric: ins.append(init(b.name + "_zero_points", zp))
+        attrs = {"K": k, "N": nn, "bits": bits, "block_size": block_size}
+        if accuracy_level: attrs["accuracy_level"] = accuracy_level
         new = ir.node("MatMulNBits", inputs=ins, attributes=dict(sorted(attrs.items())), domain="com.microsoft",
                       name=node.name + f"_Q{bits}" if node.name else "", num_outputs=1)
         ir.convenience.replace_nodes_and_values(g, node, [node], [new], node.outputs, new.outputs)
-        if not b.uses() and not b.is_graph_output():
-            g.initializers.pop(b.name); b.const_value = None        # the full-precision weight can go now
-            dropped = drop_dead_weight_pages(g)                   # the dead set only grows: the last figure is the total
+        if not b.uses() and not b.is_graph_output():                  # the full-precision weight can go now
+            g.initializers.pop(b.name); cv, b.const_value = b.const_value, None
+            if isinstance(cv, ir.ExternalTensor): cv.release()         # its own mapping of the data file closes
+            del cv
+            if release: released = release(g)                          # the dead set only grows: the last figure is the total
         n += 1
-        print(f"complete quantization of {node.name} with {bits} bits ...", flush=True)
+        log(f"complete quantization of {node.name} with {bits} bits ...")
     for name, v in list(g.initializers.items()):                      # clean_initializers: nothing unused stays
         if not v.uses() and not v.is_graph_output(): g.initializers.pop(name)
-    print(f"mistral_onnx: quantized {n} MatMul weights to int{bits} one at a time; {dropped/1e6:.0f} MB of mapped source weights released", flush=True)
-    return m
+    return {"quantized": n, "released_bytes": released}
+
+def low_memory_to_nbits(model, orig=None):
+    "Quantize the builder `model`'s MatMul weights in place, one at a time, exactly as its `to_nbits` would; returns the ir.Model."
+    qa, why = model.quant_attrs, _low_memory_unsupported(model)
+    if why is None:
+        why = _graph_unsupported(model.model.graph, qa["op_types_to_quantize"], set(qa["nodes_to_exclude"]))
+    if why is not None:
+        print(f"mistral_onnx: low-memory quantization does not reproduce {why}; using the builder's own to_nbits "
+              "(peak host memory about 2.5x the weights)", flush=True)
+        return orig(model)
+    r = quantize_matmuls(model.model, qa["bits"], qa["matmul_block_size"], qa["is_symmetric"], qa["accuracy_level"],
+                         qa["nodes_to_exclude"], qa["op_types_to_quantize"], release=drop_dead_weight_pages,
+                         log=lambda l: print(l, flush=True))
+    print(f"mistral_onnx: quantized {r['quantized']} MatMul weights to int{qa['bits']} one at a time; "
+          f"{r['released_bytes']/1e6:.0f} MB of mapped source weights released", flush=True)
+    return model.model
 
 # %% ../nbs/03e_quantize.ipynb #c018
 def _release_large_frees():
@@ -356,7 +385,26 @@ def compare_models(a:str|Path, # an export folder (or its model.onnx)
     return {"same_graph": gdiff is None, "graph_difference": gdiff, "same_tensors": gdiff is None and not differing,
             "tensors": n, "differing": differing[:10], "n_differing": len(differing)}
 
-# %% ../nbs/03e_quantize.ipynb #c028
+# %% ../nbs/03e_quantize.ipynb #c026
+def quantize_onnx_file(src:str|Path,            # model.onnx with (or without) external data
+                       dst:str|Path,            # file to write; its data goes to DST.data beside it
+                       bits:int=4,              # 4 or 8
+                       block_size:int=32,       # weights per block (one scale each)
+                       is_symmetric:bool=True,  # no zero points
+                       accuracy_level:int=4,    # MatMulNBits accuracy_level (4: int8 compute on CPU; 0: leave it out)
+                       nodes_to_exclude=(),     # node names kept in full precision
+                       log=None                 # progress lines
+                      ) -> dict:                # {'quantized': n, ...}
+    "Quantize an ONNX file's MatMul weights as `MatMulNBitsQuantizer` would, holding about one weight at a time in memory."
+    import onnx_ir as ir
+    src, dst = Path(src), Path(dst)
+    if dst.resolve() == src.resolve(): raise ValueError(f"{dst} is the source; write to another file and move it after.")
+    m = ir.load(src)
+    r = quantize_matmuls(m, bits, block_size, is_symmetric, accuracy_level, nodes_to_exclude, log=log or (lambda l: None))
+    ir.save(m, dst, external_data=dst.name + ".data")
+    return r
+
+# %% ../nbs/03e_quantize.ipynb #c031
 BASE_BYTES = 750_000_000
 "Host memory allowed for the Python process with torch, transformers and onnxruntime imported (0.44 GB measured)"
 
@@ -389,7 +437,7 @@ def output_bytes(spec:ModelSpec, precision:str, execution_provider:str="cpu", bl
         return int(w["matmul"] * (bits / 8 + g / block_size) + (w["embedding"] + w["norms"]) * g)
     return (w["matmul"] + w["embedding"] + w["norms"]) * g
 
-# %% ../nbs/03e_quantize.ipynb #c031
+# %% ../nbs/03e_quantize.ipynb #c034
 @dataclass
 class ResourceEstimate:
     "What an export is expected to need: peak host memory and disk, with the parts and the basis."
@@ -434,7 +482,7 @@ def estimate_export_resources(spec:ModelSpec,            # shapes of the model t
              f"disk = output {out/1e9:.2f} GB x 1.05" + (f" + the replaced folder {replacing_bytes/1e9:.2f} GB" if replacing_bytes else ""))
     return ResourceEstimate(int(sum(parts.values())), disk, parts, basis)
 
-# %% ../nbs/03e_quantize.ipynb #c037
+# %% ../nbs/03e_quantize.ipynb #c040
 class ResourceError(MistralOnnxError):
     "Not enough memory or disk for the work asked; the message has the estimate, what is free, and how to go ahead."
 
@@ -478,7 +526,7 @@ def check_resources(estimate:ResourceEstimate, # from `estimate_export_resources
                             f", or pass ignore_resource_check=True (CLI: {IGNORE_FLAG}) to start anyway.")
     return res
 
-# %% ../nbs/03e_quantize.ipynb #c040
+# %% ../nbs/03e_quantize.ipynb #c043
 CUDA_CONTEXT_BYTES = 600_000_000
 "One CUDA context with cuBLAS/cuDNN handles (shared by torch and ONNX Runtime in one process)"
 
