@@ -198,11 +198,11 @@ def summary(results:Path) -> dict:
     d = _load(results); run = d.get("cli_run", {}); st = run.get("steps", {})
     src_bytes = _get(st, "make_model", "model", "bytes")
     s = {"source_bytes": src_bytes, "steps": {n: {"rc": v.get("rc"), "seconds": v.get("seconds")} for n, v in st.items()}}
-    for p in ("fp16", "int4"):
-        e = st.get(f"export_{p}", {})
+    for p in run.get("precisions") or ("fp16", "int4"):
+        e = st.get(f"export_{p}_head_dim") or st.get(f"export_{p}", {})
         if not e: continue
         peak = e.get("peak_rss_bytes")
-        s[p] = {"export_rc": e.get("rc"), "export_seconds": e.get("seconds"), "output_bytes": e.get("out_bytes"),
+        s[p] = {"export_rc": e.get("rc"), "published_config_export_rc": _get(st, f"export_{p}", "rc"), "export_seconds": e.get("seconds"), "output_bytes": e.get("out_bytes"),
                 "peak_host_rss_bytes": peak, "peak_host_rss_over_source": (peak / src_bytes) if peak and src_bytes else None,
                 "export_peak_gpu_bytes": e.get("peak_gpu_over_start_bytes"),
                 "disk_needed_bytes": e.get("peak_extra_disk_bytes"),

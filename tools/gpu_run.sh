@@ -29,7 +29,7 @@ CONFIG=${GPU_RUN_CONFIG:-$REPO/mistral_onnx/corpus/Mistral-7B-v0.1.json}   # as 
 LONG=${GPU_RUN_LONG:-4352,8 8192,8}             # validate past the 4096-token window (issue 12)
 PIP_SOURCES=${GPU_RUN_PIP_SOURCES---no-index --find-links $WHL}
 DEADLINE=${GPU_RUN_DEADLINE:-0}                 # epoch seconds after which no new step starts (0: none)
-PERF_BUDGET=${GPU_RUN_PERF_S:-300}; MEM_BUDGET=${GPU_RUN_MEM_S:-240}
+PERF_BUDGET=${GPU_RUN_PERF_S:-400}; MEM_BUDGET=${GPU_RUN_MEM_S:-300}
 BENCH_ARGS=${GPU_RUN_BENCH_ARGS:-}                # e.g. "--new-tokens 32 --repeats 1" for a quick dry run
 LIMIT=$((64 * 1024 * 1024))                     # what one device call carries, working tree included
 # Python packages the GPU image has (KINDS.md of the device tool, 2026-11-17), of those our wheel may ask for
@@ -38,7 +38,7 @@ IMAGE_HAS='torch|transformers|onnx|onnx-ir|onnxscript|onnxruntime|safetensors|to
 prepare() {
   set -e
   cd "$REPO"
-  local cache=${GPU_RUN_CACHE:-/tmp/gpuw} plat="--only-binary=:all: --python-version 3.12 --implementation cp --abi cp312
+  local cache=${GPU_RUN_CACHE:-$HOME/.cache/mistral_onnx_gpu} plat="--only-binary=:all: --python-version 3.12 --implementation cp --abi cp312
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64
     --platform manylinux2014_x86_64 --platform any"
   mkdir -p "$cache/rt" "$cache/deps"
@@ -63,7 +63,7 @@ prepare() {
   local tarf=$cache/wheels.tar
   (cd "$cache" && tar cf "$tarf" -C "$cache/rt" . -C "$cache/deps" . -C "$cache/dist" .)
   local tree; tree=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
-  local size room n; size=$(stat -c %s "$tarf"); room=$((LIMIT - tree - 2 * 1024 * 1024))
+  local size room n; size=$(stat -c %s "$tarf"); room=$((LIMIT - tree - 6 * 1024 * 1024))   # 6 MiB for files others add before the calls
   n=$(( (size + room - 1) / room ))
   echo "wheels.tar $size bytes; working tree $tree bytes; room per call $room -> $n chunks"
   split -n "$n" -d -a 1 "$tarf" .wc/p
@@ -80,7 +80,7 @@ start() {
     echo "error: the reassembled wheels do not match .wc/sha256: a chunk is missing or broken"; ls -la /tmp/parts; return 1; fi
   rm -rf "$WHL" && mkdir -p "$WHL" && tar xf /tmp/wheels.tar -C "$WHL" && ls "$WHL"
   mkdir -p "$RUN"; rm -f "$RUN/done"
-  cp -r "$REPO" /tmp/repo-copy 2>/dev/null || true      # the next call lays the working tree anew; the steps keep this one
+  rm -rf /tmp/repo-copy && cp -r "$REPO" /tmp/repo-copy   # the next call lays the working tree anew; the steps keep this one
   GPU_RUN_DEADLINE=$DEADLINE setsid bash /tmp/repo-copy/tools/gpu_run.sh steps > "$RUN/run.log" 2>&1 < /dev/null &
   sleep 5; tail -5 "$RUN/run.log"
 }
@@ -162,7 +162,7 @@ print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnx
     first=0
   done
   if [ "$helpers" = 1 ]; then echo "== $(date -u +%H:%M:%S) waiting for the helpers on GPU 1"; wait; cat "$RUN/helpers.log"
-  else helpers "$SRC"; fi
+  elif [ "${GPU_RUN_HELPERS:-1}" = 1 ]; then helpers "$SRC"; fi
   [ -f "$RUN/helpers.json" ] && "$PY" - "$RES" "$RUN/helpers.json" <<'PYEOF'
 import json, sys
 d = json.load(open(sys.argv[1])); h = json.load(open(sys.argv[2])).get("cli_run", {})
@@ -213,7 +213,11 @@ helpers() {   # the memory (issue 17) and performance (issue 16) scripts, if the
   echo "== $(date -u +%H:%M:%S) helpers (CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-all})"
   if [ -f "$REPO/tools/gpu_memory.py" ]; then
     mkdir -p "$RUN/mem"
-    step gpu_memory -- timeout "$MEM_BUDGET" "$PY" "$REPO/tools/gpu_memory.py" --src "$SRC" --exports "$WORK" --out "$RUN/mem"
+    left=$MEM_BUDGET
+    if [ "$DEADLINE" -gt 0 ]; then left=$(( DEADLINE - $(date +%s) - 30 )); [ "$left" -gt "$MEM_BUDGET" ] && left=$MEM_BUDGET; fi
+    if [ "$left" -gt 60 ]; then
+      step gpu_memory -- timeout $((left + 40)) "$PY" "$REPO/tools/gpu_memory.py" --src "$SRC" --exports "$WORK" --out "$RUN/mem" --budget "$left"
+    else echo "== skipped gpu_memory: $left s left before the deadline"; fi
     for j in "$RUN"/mem/*.json; do [ -f "$j" ] && "$PY" "$REPO/tools/gpu_bench.py" merge --results "$RES" --key memory "$j"; done
   fi
   if [ -f "$REPO/tools/gpu_perf.py" ]; then
