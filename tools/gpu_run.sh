@@ -78,7 +78,7 @@ start() {
   cat $(ls /tmp/parts/p* | sort) > /tmp/wheels.tar
   if [ -f "$REPO/.wc/sha256" ] && [ "$(sha256sum /tmp/wheels.tar | cut -d' ' -f1)" != "$(cat "$REPO/.wc/sha256")" ]; then
     echo "error: the reassembled wheels do not match .wc/sha256: a chunk is missing or broken"; ls -la /tmp/parts; return 1; fi
-  rm -rf "$WHL" && mkdir -p "$WHL" && tar xf /tmp/wheels.tar -C "$WHL" && ls "$WHL"
+  rm -rf "$WHL" && mkdir -p "$WHL" && tar xf /tmp/wheels.tar -C "$WHL" && ls "$WHL" && rm -rf /tmp/wheels.tar /tmp/parts
   mkdir -p "$RUN"; rm -f "$RUN/done"
   rm -rf /tmp/repo-copy && cp -r "$REPO" /tmp/repo-copy   # the next call lays the working tree anew; the steps keep this one
   GPU_RUN_DEADLINE=$DEADLINE setsid bash /tmp/repo-copy/tools/gpu_run.sh steps > "$RUN/run.log" 2>&1 < /dev/null &
@@ -161,6 +161,8 @@ print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnx
     fi
     first=0
   done
+  for p in $PRECISIONS; do [ "$p" != "${PRECISIONS%% *}" ] && rm -rf "$WORK/$p"; done   # disk for the helpers (64 GiB there)
+  df -h "$WORK" | tail -1
   if [ "$helpers" = 1 ]; then echo "== $(date -u +%H:%M:%S) waiting for the helpers on GPU 1"; wait; cat "$RUN/helpers.log"
   elif [ "${GPU_RUN_HELPERS:-1}" = 1 ]; then helpers "$SRC"; fi
   [ -f "$RUN/helpers.json" ] && "$PY" - "$RES" "$RUN/helpers.json" <<'PYEOF'
