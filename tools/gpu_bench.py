@@ -11,6 +11,8 @@ what it cost, summarise a run; and the older in-process pipeline (`library`).
         the numbers the 7B tutorial states (export wall time, size, peak host RAM, peak GPU memory, tokens/s, disk)
     python tools/gpu_bench.py merge --results FILE --key perf SOURCE.json
         put another script's JSON (tools/gpu_perf.py, tools/gpu_memory.py) under cli_run[key], unchanged
+    python tools/gpu_bench.py collect DIR
+        after a run: DIR's cli_run into nbs/tutorials/gpu_results.json (other keys kept), its logs into nbs/tutorials/gpu_run.log
     python tools/gpu_bench.py library OUT_DIR [--work /tmp/m7b] [--layers N] [--skip-int4]
         the in-process pipeline of earlier runs (export -> validate -> bench through the Python API)
 
@@ -303,6 +305,8 @@ def main(argv=None):
     l.add_argument("--layers", type=int, default=None); l.add_argument("--skip-int4", action="store_true")
     l.add_argument("--prompt-len", type=int, default=128); l.add_argument("--new-tokens", type=int, default=256)
     l.add_argument("--repeats", type=int, default=3)
+    c = sp.add_parser("collect", help="put a run's cli_run into nbs/tutorials/gpu_results.json and its log into nbs/tutorials/gpu_run.log")
+    c.add_argument("source", help="the folder the run's files came back in (gpu_results.json, run.log, helpers.log)")
     a = ap.parse_args(cmd)
     if a.cmd == "step":
         rest = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -317,5 +321,15 @@ def main(argv=None):
         except (OSError, ValueError) as e: v = {"error": f"{type(e).__name__}: {e}"}
         d.setdefault("cli_run", {})[a.key] = v; _save(res, d); return 0
     if a.cmd == "library": library(a); return 0
+    if a.cmd == "collect":
+        src = Path(a.source); tut = Path(__file__).resolve().parent.parent/"nbs"/"tutorials"
+        run = json.loads((src/"gpu_results.json").read_text())["cli_run"]
+        for st in run.get("steps", {}).values():            # paths on the GPU machine mean nothing here; keep the output's end short
+            st["output_tail"] = st.get("output_tail", "")[-1500:]
+        d = json.loads((tut/"gpu_results.json").read_text()); d["cli_run"] = run
+        (tut/"gpu_results.json").write_text(json.dumps(d, indent=1, default=str) + "\n")
+        logs = [src/f for f in ("run.log", "helpers.log") if (src/f).exists()]
+        (tut/"gpu_run.log").write_text("".join(f"#### {f.name}\n" + f.read_text(errors="replace") for f in logs))
+        print(f"cli_run ({len(run.get('steps', {}))} steps) -> {tut/'gpu_results.json'}; logs -> {tut/'gpu_run.log'}"); return 0
 
 if __name__ == "__main__": sys.exit(main())
