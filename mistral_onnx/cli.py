@@ -6,16 +6,66 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/cli.html.md"""
 
 # %% ../nbs/10_cli.ipynb #c002
 from __future__ import annotations
-import argparse, sys, time, json
+import argparse, json, math, os, signal, stat, sys, time
 from pathlib import Path
-from .env import MistralOnnxError, Cancelled
+from .env import MistralOnnxError, Cancelled, BadOption
 from .routes import ROUTES, print_progress
 
 # %% auto #0
-__all__ = ['COMMANDS', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo', 'cmd_diagnose', 'build_parser', 'main',
-           'cmd_doctor', 'cmd_validate', 'cmd_bench']
+__all__ = ['COMMANDS', 'in_range', 'ranged', 'write_new_file', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo',
+           'cmd_diagnose', 'build_parser', 'main', 'cmd_doctor', 'cmd_validate', 'cmd_bench']
 
 # %% ../nbs/10_cli.ipynb #c005
+def _allowed(kind, lo, hi, lo_open, hi_open) -> str:
+    what = "an integer" if kind is int else "a finite number"
+    parts = ([f"{'>' if lo_open else '>='} {lo}"] if lo is not None else []) + ([f"{'<' if hi_open else '<='} {hi}"] if hi is not None else [])
+    return what + (" " + " and ".join(parts) if parts else "")
+
+def in_range(name:str,            # the option, as the user knows it (`--top-k`, `max tokens`)
+             value,               # what was given
+             kind:type=int,       # int or float
+             lo=None, hi=None,    # bounds (None: unbounded)
+             lo_open:bool=False, hi_open:bool=False # exclude the bound itself
+            ):
+    "`value` when it is a `kind` within the bounds; else `BadOption` naming the allowed range."
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int))
+    ok = ok and math.isfinite(value)
+    if ok and lo is not None: ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None: ok = value < hi if hi_open else value <= hi
+    if not ok: raise BadOption(f"{name} is {value!r}; allowed: {_allowed(kind, lo, hi, lo_open, hi_open)}.", f"pass {name} within that range.")
+    return value
+
+def ranged(name:str, kind:type=int, **bounds):
+    "An argparse `type` that parses `kind` and applies `in_range`; the parser prints the allowed range on a bad value."
+    def parse(text:str):
+        try: v = kind(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not {_allowed(kind, None, None, False, False)}; "
+                                                            f"allowed: {_allowed(kind, bounds.get('lo'), bounds.get('hi'), bounds.get('lo_open', False), bounds.get('hi_open', False))}") from None
+        try: return in_range(name, v, kind, **bounds)
+        except BadOption as e: raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = kind.__name__
+    return parse
+
+def write_new_file(path:str|Path,   # where to write
+                   text:str,        # what
+                   overwrite:bool=False, # replace an existing file
+                   flag:str="--overwrite" # what the user passes to allow it
+                  ) -> Path:
+    "Write a command's output file: never replacing an existing one unless told, never writing into a FIFO or device."
+    p = Path(path).expanduser()
+    if p.exists() or p.is_symlink():
+        try: mode = p.stat().st_mode
+        except OSError: mode = 0
+        if not stat.S_ISREG(mode):
+            raise BadOption(f"{p} exists and is not a regular file; nothing was written.", "choose another file name.")
+        if not overwrite: raise BadOption(f"{p} already exists; nothing was written.", f"choose another file name, or pass {flag} to replace it.")
+        p.write_text(text); return p
+    try:
+        with open(p, "x") as f: f.write(text)
+    except FileNotFoundError: raise BadOption(f"The folder of {p} does not exist; nothing was written.", "create it, or choose another file.") from None
+    return p
+
+# %% ../nbs/10_cli.ipynb #c008
 def cmd_export(a) -> int:
     "Export a model; print progress by stage and the KV check (the one the export ran)."
     from mistral_onnx.export import export
@@ -23,9 +73,11 @@ def cmd_export(a) -> int:
     if a.tune:
         from mistral_onnx.bench import tune_runtime_options
         finish = (tune_runtime_options,)
+    opts = {"window_cache": a.window_cache} if a.window_cache else {}   # a builder option: other routes do not take it
     r = export(a.source, a.out, route=a.route, precision=a.precision, execution_provider=a.ep, overwrite=a.overwrite,
                trust_remote_code=a.trust_remote_code, progress=print_progress, finish=finish,
-               log=(lambda s: print("   ", s, flush=True)) if a.verbose else None)
+               log=(lambda s: print("   ", s, flush=True)) if a.verbose else None,
+               ignore_resource_check=a.ignore_resource_check, **opts)
     print(f"exported {a.source} -> {r.out} ({r.report['bytes']/1e6:.1f} MB, {r.report['seconds']:.1f} s)")
     print(r.kv)
     return 0
@@ -40,7 +92,11 @@ def cmd_check(a) -> int:
 def cmd_generate(a) -> int:
     "Stream one answer to stdout; speed to stderr."
     from mistral_onnx.generate import OnnxLM
-    lm = OnnxLM(a.out, execution_provider=a.ep)
+    from mistral_onnx.folder import ExportFolder
+    if a.ep is not None:
+        from mistral_onnx.routes import check_provider
+        check_provider(a.ep)              # an unknown name, or one this install cannot run, with what to install
+    lm = OnnxLM(ExportFolder(a.out), execution_provider=a.ep)
     for piece in lm.stream(a.prompt, chat=not a.raw, max_new_tokens=a.max_new_tokens, do_sample=a.sample,
                            temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed):
         print(piece, end="", flush=True)
@@ -49,7 +105,12 @@ def cmd_generate(a) -> int:
     print(f"[{s.prompt_tokens} prompt tokens, {s.new_tokens} new, first token {s.prefill_s*1e3:.1f} ms, {s.tokens_per_s:.1f} tokens/s]", file=sys.stderr)
     return 0
 
-# %% ../nbs/10_cli.ipynb #c007
+# %% ../nbs/10_cli.ipynb #c010
+def _earlier_demo(out:Path) -> bool:
+    "True when `out` is an export of the embedded model (an earlier demo): the demo replaces that, and nothing else, unasked."
+    try: return json.loads((out/"export_report.json").read_text()).get("source") == "embedded"
+    except (OSError, ValueError, AttributeError): return False
+
 def cmd_demo(a) -> int:
     "Export the embedded model, check it, generate, and score it on held-out prompts."
     from mistral_onnx.export import export
@@ -57,14 +118,15 @@ def cmd_demo(a) -> int:
     from mistral_onnx.models import task_words, task_prompt, task_score
     t0 = time.time()
     out = Path(a.out)
+    overwrite = a.overwrite or _earlier_demo(out)
     print(f"== 1. export the embedded tiny Mistral ({a.precision}, {a.ep}) -> {out}")
-    r = export("embedded", out, precision=a.precision, execution_provider=a.ep, overwrite=True, progress=print_progress)
+    r = export("embedded", out, precision=a.precision, execution_provider=a.ep, overwrite=overwrite, progress=print_progress)
     print(f"   {r.report['bytes']/1e6:.2f} MB in {r.report['seconds']:.1f} s")
     print("== 2. KV check")
     rep = r.kv; print(rep)
     if not rep.ok: return 1
     print("== 3. generate (streaming, greedy)")
-    lm = OnnxLM(out)
+    lm = OnnxLM(out, check=False)          # the export's own check just passed
     for w in task_words(3, seed=2024):
         print(f"   [INST] {task_prompt(w)} [/INST] ->", end="", flush=True)
         for piece in lm.stream(task_prompt(w)): print(piece, end="", flush=True)
@@ -78,7 +140,7 @@ def cmd_demo(a) -> int:
     print(f"== done in {time.time() - t0:.1f} s. Try: mistral-onnx generate {out} \"reverse: onnx\"")
     return 0 if acc >= a.min_accuracy else 1
 
-# %% ../nbs/10_cli.ipynb #c009
+# %% ../nbs/10_cli.ipynb #c012
 def cmd_diagnose(a) -> int:
     "Diagnose a model folder, an export or an Olive workflow config; exit 1 if anything is wrong."
     from mistral_onnx.diagnose import diagnose
@@ -88,11 +150,11 @@ def cmd_diagnose(a) -> int:
     if a.write_fixed:
         if d.fixed is None: print("nothing to correct: no config written", file=sys.stderr)
         else:
-            Path(a.write_fixed).write_text(json.dumps(d.fixed, indent=2))
+            write_new_file(a.write_fixed, json.dumps(d.fixed, indent=2), a.overwrite)
             print(f"corrected workflow config written to {a.write_fixed}")
     return 0 if d.ok else 1
 
-# %% ../nbs/10_cli.ipynb #c011
+# %% ../nbs/10_cli.ipynb #c014
 COMMANDS = {}
 
 def _choices():
@@ -115,16 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace OUT once the new export has passed its check")
     e.add_argument("--trust-remote-code", action="store_true", help="allow models whose code lives in their repository")
     e.add_argument("--tune", action="store_true", help="measure runtime options (threads / CUDA graph) and keep the fastest correct one")
+    e.add_argument("--window-cache", choices=["full", "ring"], default=None, help="builder route: how a sliding-window model's cache is kept: "
+                   "full (default; right for every prompt length, batch and max_length) or ring (window-long, less memory)")
+    e.add_argument("--ignore-resource-check", action="store_true", help="start even when the memory/disk estimate says the export will not fit")
     e.add_argument("-v", "--verbose", action="store_true", help="print the exporter's log")
     e.set_defaults(fn=cmd_export)
     c = sub.add_parser("check", help="KV check of an exported folder")
     c.add_argument("out"); c.set_defaults(fn=cmd_check)
     g = sub.add_parser("generate", help="stream an answer from an exported folder")
     g.add_argument("out"); g.add_argument("prompt")
-    g.add_argument("--max-new-tokens", type=int, default=64)
+    g.add_argument("--max-new-tokens", type=ranged("--max-new-tokens", int, lo=1), default=64, help="longest answer, in tokens (>= 1; default 64)")
     g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    g.add_argument("--temperature", type=float, default=1.0); g.add_argument("--top-k", type=int, default=50)
-    g.add_argument("--top-p", type=float, default=1.0); g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--temperature", type=ranged("--temperature", float, lo=0, lo_open=True), default=1.0, help="sampling temperature (> 0; default 1)")
+    g.add_argument("--top-k", type=ranged("--top-k", int, lo=1), default=50, help="sample among the k likeliest tokens (>= 1; default 50)")
+    g.add_argument("--top-p", type=ranged("--top-p", float, lo=0, hi=1, lo_open=True), default=1.0, help="nucleus sampling mass (0 < p <= 1; default 1)")
+    g.add_argument("--seed", type=ranged("--seed", int, lo=0), default=None, help="random seed for sampling (>= 0)")
     g.add_argument("--raw", action="store_true", help="no chat template: continue the text as given")
     g.add_argument("--ep", default=None, help="execution provider (default: the export's own)")
     g.set_defaults(fn=cmd_generate)
@@ -132,13 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="mistral-onnx-demo", help="where to export (replaced if present)")
     d.add_argument("--precision", default="fp32", choices=["fp32", "int4", "int8"])
     d.add_argument("--ep", default="cpu", choices=eps)
-    d.add_argument("-n", type=int, default=500, help="held-out prompts to score (the 500 the training notebook scored)")
-    d.add_argument("--min-accuracy", type=float, default=0.99, help="exit 1 below this accuracy")
+    d.add_argument("-n", type=ranged("-n", int, lo=1, hi=100_000), default=500, help="held-out prompts to score, 1 to 100000 (the 500 the training notebook scored)")
+    d.add_argument("--min-accuracy", type=ranged("--min-accuracy", float, lo=0, hi=1), default=0.99, help="exit 1 below this accuracy (0 to 1)")
+    d.add_argument("--overwrite", action="store_true", help="replace OUT even when it is not an earlier demo's export")
     d.set_defaults(fn=cmd_demo)
     dg = sub.add_parser("diagnose", help="explain cache shape problems of a model folder, an export or an Olive workflow config")
     dg.add_argument("path", help="a model folder (config.json), an exported folder (genai_config.json) or an Olive workflow config (.json)")
     dg.add_argument("--config", default=None, help="the model's config.json, when PATH does not lead to it (an Olive config naming a hub id)")
-    dg.add_argument("--write-fixed", default=None, metavar="FILE", help="write the corrected Olive workflow config here")
+    dg.add_argument("--write-fixed", default=None, metavar="FILE", help="write the corrected Olive workflow config here (a new file)")
+    dg.add_argument("--overwrite", action="store_true", help="let --write-fixed replace an existing FILE")
     dg.set_defaults(fn=cmd_diagnose)
     for name, (help_, add, fn) in COMMANDS.items():
         s = sub.add_parser(name, help=help_); add(s); s.set_defaults(fn=fn)
@@ -147,17 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv:list|None=None) -> int:
     "Entry point of the `mistral-onnx` console script."
     a = build_parser().parse_args(argv)
+    from mistral_onnx.export import install_signal_handlers, SIGNALS
+    install_signal_handlers()              # SIGINT, SIGTERM, SIGHUP: the first stops the work cleanly, more are ignored meanwhile
+    def quiet():                           # the work is over: further signals must not cut the exit short
+        for s in SIGNALS: signal.signal(s, signal.SIG_IGN)
     try: return a.fn(a)
-    except Cancelled as e:                 # Ctrl-C or SIGTERM during an export: the shell's code for an interrupt
-        print(f"error: {e}", file=sys.stderr); return 130
+    except Cancelled as e:                 # an interrupt during an export: the shell's code for an interrupt
+        quiet(); print(f"error: {e}", file=sys.stderr); return 130
     except MistralOnnxError as e:
         print(f"error: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr); return 130
+        quiet(); print("interrupted", file=sys.stderr); return 130
     except Exception as e:
         print(f"error: unexpected {type(e).__name__}: {e}\n(please report this with the command you ran)", file=sys.stderr); return 1
 
-# %% ../nbs/10_cli.ipynb #c013
+# %% ../nbs/10_cli.ipynb #c016
 def cmd_doctor(a) -> int:
     "Print what is installed and which export routes work here; exit 1 if two runtime flavours collide or `--route` names one that cannot work."
     from mistral_onnx.doctor import doctor
@@ -172,11 +245,18 @@ def _doctor_args(s):
 
 COMMANDS["doctor"] = ("installed versions, execution providers, CUDA, and which export routes work here", _doctor_args, cmd_doctor)
 
-# %% ../nbs/10_cli.ipynb #c015
+# %% ../nbs/10_cli.ipynb #c018
+def _sequence(text:str) -> tuple:
+    "`--sequence PROMPT,STEPS` as two integers >= 1, or `BadOption` saying the form."
+    parts = text.split(",")
+    try: p, n = (int(x) for x in parts)
+    except ValueError: raise BadOption(f"--sequence {text!r} is not PROMPT,STEPS.", "pass two integers >= 1, e.g. --sequence 20,8.") from None
+    return in_range("--sequence PROMPT", p, lo=1), in_range("--sequence STEPS", n, lo=1)
+
 def cmd_validate(a) -> int:
     "Compare an export with PyTorch; exit 1 if any phase fails."
     from mistral_onnx.validate import validate
-    seqs = [tuple(int(x) for x in s.split(",")) for s in a.sequence] if a.sequence else None
+    seqs = [_sequence(s) for s in a.sequence] if a.sequence else None
     r = validate(a.source, a.out, precision=a.precision, execution_provider=a.ep, sequences=seqs, decode_steps=a.decode_steps,
                  runners=tuple(a.runner or ("onnxruntime", "ortgenai")), accuracy_prompts=a.accuracy_prompts)
     print(json.dumps(r.to_dict(), indent=1) if a.json else r)
@@ -188,29 +268,39 @@ def _validate_args(s):
     s.add_argument("--precision", default=None, help="judge as this precision (default: the export's own)")
     s.add_argument("--ep", default=None, choices=["cpu", "cuda"], help="execution provider (default: the export's own)")
     s.add_argument("--sequence", action="append", metavar="PROMPT,STEPS", help="a prompt length and decode steps to compare (repeatable)")
-    s.add_argument("--decode-steps", type=int, default=64, help="decode steps of the first default sequence")
+    s.add_argument("--decode-steps", type=ranged("--decode-steps", int, lo=1), default=64, help="decode steps of the first default sequence (>= 1)")
     s.add_argument("--runner", action="append", choices=["onnxruntime", "ortgenai"], help="compare only this runner (repeatable): the graph through onnxruntime, or ONNX Runtime GenAI")
-    s.add_argument("--accuracy-prompts", type=int, default=None, help="also score the reversal task on N prompts (embedded model)")
+    s.add_argument("--accuracy-prompts", type=ranged("--accuracy-prompts", int, lo=1, hi=100_000), default=None, help="also score the reversal task on N prompts, 1 to 100000 (embedded model)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
 
 def cmd_bench(a) -> int:
     "Side-by-side speed: table and ratios; optional plotly HTML and JSON."
     from mistral_onnx.bench import bench
+    for f in (a.json, a.html):             # refuse before measuring, not after
+        if f and (Path(f).exists() or Path(f).is_symlink()) and not a.overwrite: write_new_file(f, "", False)
     r = bench(a.source, a.out, runners=tuple(a.runner or ("ortgenai", "onnxruntime", "torch_cache", "torch_nocache")),
               prompt_len=a.prompt_len, new_tokens=a.new_tokens, repeats=a.repeats, execution_provider=a.ep,
               progress=print_progress if a.verbose else None)
     print(r)
-    if a.json: Path(a.json).write_text(json.dumps(r.to_dict(), indent=1)); print(f"results written to {a.json}")
-    if a.html: r.figure().write_html(a.html, include_plotlyjs=True); print(f"chart written to {a.html}")
+    if a.json: write_new_file(a.json, json.dumps(r.to_dict(), indent=1), a.overwrite); print(f"results written to {a.json}")
+    if a.html: write_new_file(a.html, r.figure().to_html(include_plotlyjs=True), a.overwrite); print(f"chart written to {a.html}")
+    if r.errors:
+        print("error: some runners could not run:\n" + "\n".join(f"  {k}: {v}" for k, v in r.errors.items()) +
+              "\nFix: `mistral-onnx check` the export (a missing or broken folder fails every ONNX runner), or leave those runners out.", file=sys.stderr)
+        return 1
     return 0
 
 def _bench_args(s):
     s.add_argument("source", help="the PyTorch model: 'embedded', a model folder or a hub id")
     s.add_argument("out", help="the exported folder")
-    s.add_argument("--runner", action="append", choices=["ortgenai", "onnxruntime", "torch_cache", "torch_nocache"], help="repeatable; default: all four")
-    s.add_argument("--prompt-len", type=int, default=None); s.add_argument("--new-tokens", type=int, default=None)
-    s.add_argument("--repeats", type=int, default=3); s.add_argument("--ep", default=None, choices=["cpu", "cuda"])
-    s.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON"); s.add_argument("--html", default=None, metavar="FILE", help="write the chart")
+    s.add_argument("--runner", action="append", metavar="RUNNER", help="repeatable; default: ortgenai, onnxruntime, torch_cache, torch_nocache; "
+                   "`bench` lists every runner it knows (peers such as llama.cpp and OpenVINO where installed) when given an unknown one")
+    s.add_argument("--prompt-len", type=ranged("--prompt-len", int, lo=1), default=None, help="prompt tokens (>= 1; default: a quarter of the context, at most 128)")
+    s.add_argument("--new-tokens", type=ranged("--new-tokens", int, lo=2), default=None, help="tokens to generate (>= 2)")
+    s.add_argument("--repeats", type=ranged("--repeats", int, lo=1, hi=1000), default=3, help="runs per runner, 1 to 1000 (median reported)")
+    s.add_argument("--ep", default=None, choices=["cpu", "cuda"])
+    s.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON (a new file)"); s.add_argument("--html", default=None, metavar="FILE", help="write the chart (a new file)")
+    s.add_argument("--overwrite", action="store_true", help="let --json/--html replace existing files")
     s.add_argument("-v", "--verbose", action="store_true", help="print progress")
 
 COMMANDS["validate"] = ("compare an export with the PyTorch model: prefill, cached decode, past the window; exit 1 on failure", _validate_args, cmd_validate)

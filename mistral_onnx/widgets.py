@@ -12,7 +12,8 @@ import ipywidgets as W
 from .env import MistralOnnxError, BadOption, Cancelled, available_providers
 from .models import SourceError
 from .routes import ROUTES, STAGES, route as find_route
-from .export import export, ExportError
+from .export import export, ExportError, _beside
+from .cli import in_range
 from .check import check_kv, CheckError
 from .generate import OnnxLM, GenerationError
 
@@ -195,8 +196,8 @@ class ExportPanel(Panel):
         self.result.value = card([], "Running...", "note")
         self._existed = args["out"].exists()
         def work():
-            if not args["source"]: raise SourceError("No model source given. Fix: type 'embedded', a model folder, or a hub id (owner/name).")
-            if not str(self.out.value).strip(): raise ExportError("No output folder given. Fix: type the folder to create.")
+            if not args["source"]: raise BadOption("No model source given.", "type 'embedded', a model folder, or a hub id (owner/name).")
+            if not str(self.out.value).strip(): raise BadOption("No output folder given.", "type the folder to create.")
             r = export(**args, progress=self._progress, log=self._log, cancel=self._cancel)
             kv = r.kv
             val = None
@@ -214,7 +215,7 @@ class ExportPanel(Panel):
 
     def _leftovers(self, out:Path) -> str:
         "What the disk holds after a failure: the claim 'nothing was written' checked, not assumed."
-        partial = sorted(p.name for p in out.parent.glob(f".{out.name}.partial-*")) if out.parent.exists() else []
+        partial = [p.name for p in _beside(out, "partial")]   # the name compared literally, never as a pattern
         existed, now = self._existed, out.exists()
         state = {(True, True): f"{out} is still there, as before", (False, False): f"{out} was not created",
                  (True, False): f"{out} is gone", (False, True): f"{out} exists now"}[existed, now]
@@ -222,13 +223,14 @@ class ExportPanel(Panel):
 
     def _finished(self): self.cancel.disabled = True
 
-# %% ../nbs/09_widgets.ipynb #c024
+# %% ../nbs/09_widgets.ipynb #c026
 class ChatPanel(Panel):
     "Stream answers from an exported folder with ORT GenAI: max length, greedy or sample, temperature, tokens/s."
     css = "mo-chat"
     def __init__(self, folder:str|Path="",            # an exported folder
                  prompt:str="reverse: widgets",        # the first prompt shown
-                 max_new_tokens:int=32):               # the answer's longest length
+                 max_new_tokens:int=32):               # the answer's longest length, 1 to 512
+        in_range("max_new_tokens", max_new_tokens, int, lo=1, hi=512)   # the slider would clamp it silently
         wide = W.Layout(width="36em")
         self.folder = W.Text(style=STYLE, value=str(folder), description="export", placeholder="an exported folder", layout=wide)
         self.prompt = W.Textarea(style=STYLE, value=prompt, description="prompt", layout=W.Layout(width="36em", height="4em"))
@@ -249,7 +251,7 @@ class ChatPanel(Panel):
     def model(self) -> OnnxLM:
         "The `OnnxLM` of the chosen folder, loaded once per folder and export."
         folder = Path(self.folder.value.strip()).expanduser()
-        if not self.folder.value.strip(): raise CheckError("No exported folder chosen. Fix: type the output folder of an export.")
+        if not self.folder.value.strip(): raise BadOption("No exported folder chosen.", "type the output folder of an export.")
         if not folder.is_dir(): raise CheckError(f"{folder} is not a folder. Fix: type the output folder of an export (ExportPanel's 'output').")
         g = folder/"genai_config.json"
         key = (str(folder.resolve()), g.stat().st_mtime if g.exists() else None)
@@ -282,7 +284,7 @@ class ChatPanel(Panel):
     @property
     def text(self) -> str: return "".join(self.pieces)
 
-# %% ../nbs/09_widgets.ipynb #c030
+# %% ../nbs/09_widgets.ipynb #c032
 def _bench_module():
     "mistral_onnx.bench, or None where this install has none."
     try:
@@ -302,7 +304,11 @@ class BenchPanel(Panel):
     css = "mo-bench"
     def __init__(self, source:str="embedded",   # the PyTorch side: anything `resolve_source` takes
                  exported:str|Path="",          # the exported folder
-                 prompt_len:int=32, new_tokens:int=32, repeats:int=3):
+                 prompt_len:int=32,             # prompt tokens, 1 to 1000000
+                 new_tokens:int=32,             # tokens generated, 2 to 1000000
+                 repeats:int=3):                # runs per runner, 1 to 1000
+        in_range("prompt_len", prompt_len, int, lo=1, hi=1_000_000); in_range("new_tokens", new_tokens, int, lo=2, hi=1_000_000)
+        in_range("repeats", repeats, int, lo=1, hi=1000)              # the bounded fields would clamp them silently
         b = _bench_module()
         names = list(getattr(b, "RUNNERS", {}) or []) if b else []
         wide = W.Layout(width="36em")
@@ -310,7 +316,7 @@ class BenchPanel(Panel):
         self.exported = W.Text(style=STYLE, value=str(exported), description="export", placeholder="an exported folder", layout=wide)
         self.runners = W.SelectMultiple(style=STYLE, options=names, value=tuple(names), description="runners", rows=max(2, len(names)))
         self.prompt_len = W.BoundedIntText(prompt_len, style=STYLE, min=1, max=1_000_000, description="prompt len")
-        self.new_tokens = W.BoundedIntText(new_tokens, style=STYLE, min=1, max=1_000_000, description="new tokens")
+        self.new_tokens = W.BoundedIntText(new_tokens, style=STYLE, min=2, max=1_000_000, description="new tokens")
         self.repeats = W.BoundedIntText(repeats, style=STYLE, min=1, max=1000, description="repeats")
         self.run = W.Button(description="Run", button_style="primary", icon="play")
         self.bar = W.FloatProgress(0, style=STYLE, min=0, max=1, description="progress")
@@ -337,7 +343,7 @@ class BenchPanel(Panel):
         def work():
             b = _bench_module()
             if b is None: raise ExportError("This install of mistral_onnx has no bench module. Fix: upgrade mistral_onnx, or use `mistral-onnx bench` where it exists.")
-            if not self.exported.value.strip(): raise CheckError("No exported folder chosen. Fix: type the output folder of an export.")
+            if not self.exported.value.strip(): raise BadOption("No exported folder chosen.", "type the output folder of an export.")
             if not self.runners.value: raise BadOption("No runner chosen.", "select at least one runner.")
             r = b.bench(self.source.value.strip(), Path(self.exported.value.strip()).expanduser(), runners=list(self.runners.value),
                         prompt_len=self.prompt_len.value, new_tokens=self.new_tokens.value, repeats=self.repeats.value,

@@ -1,4 +1,4 @@
-"""Reliability matrix (issue 8): bad inputs, interrupted work, models we should not trust.
+"""Reliability matrix (issues 8 and 14): bad inputs, interrupted work, models we should not trust.
 
 One test per case, through the CLI (a subprocess, as a user runs it) and the Python API. Every failing case asserts
 (1) a non-zero exit or a named exception, (2) a message that names the problem and the fix, (3) no output folder that
@@ -21,6 +21,16 @@ from mistral_onnx.env import MistralOnnxError
 KNOWN = MistralOnnxError   # every error a user can cause
 
 # ---------------------------------------------------------------- helpers
+CLASSES = ("data loss", "outside folder", "wrong verdict", "bounded work", "signals", "translation", "options",
+           "bad input", "broken folder", "disk", "network", "remote code", "concurrency")
+"Kinds of case; the reliability matrix page (nbs/howto/reliability.ipynb) groups the cases by them"
+
+def case(cls:str, outcome:str):
+    "Mark a test with its class and the outcome it asserts: the reliability matrix page lists both, generated from this file."
+    assert cls in CLASSES, cls
+    def mark(f): f.reliability = (cls, outcome); return f
+    return mark
+
 def tree_hash(p:Path) -> str:
     "sha256 of every file name and content under `p` (symlinks by target name), and of the folder listing."
     h = hashlib.sha256()
@@ -70,6 +80,7 @@ def msg_of(res): return res[1]
 MODES = ["cli", "api"]
 
 # ---------------------------------------------------------------- 1. sources
+@case('bad input', "exit 2 / SourceError: 'neither an existing folder nor a hub id' with the fix; nothing written")
 @pytest.mark.parametrize("mode", MODES)
 def test_source_missing(mode, tmp_path):
     out = tmp_path/"o"
@@ -77,6 +88,7 @@ def test_source_missing(mode, tmp_path):
     assert code in (2, "SourceError") and "neither an existing folder" in msg and "Fix" in msg
     assert_nothing_left(out)
 
+@case('bad input', "exit 2 / SpecError: 'has no config.json' with the fix; nothing written")
 @pytest.mark.parametrize("mode", MODES)
 def test_no_config_json(mode, tmp_path):
     src = src_copy(tmp_path); (src/"config.json").unlink(); out = tmp_path/"o"
@@ -84,6 +96,7 @@ def test_no_config_json(mode, tmp_path):
     assert code in (2, "SpecError") and "has no config.json" in msg and "Fix" in msg
     assert_nothing_left(out)
 
+@case('bad input', "exit 2 / SpecError: 'is not valid JSON' with the fix; nothing written")
 @pytest.mark.parametrize("mode", MODES)
 def test_config_not_json(mode, tmp_path):
     src = src_copy(tmp_path); (src/"config.json").write_text('{"model_type": "mistral", ')
@@ -95,6 +108,7 @@ def test_config_not_json(mode, tmp_path):
 BERT = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 128, "num_attention_heads": 2,
         "num_hidden_layers": 2, "intermediate_size": 512, "vocab_size": 416, "max_position_embeddings": 64}
 
+@case('bad input', "exit 2 / SpecError naming model_type 'bert' and BertModel; nothing written")
 @pytest.mark.parametrize("mode", MODES)
 def test_bert_encoder_refused(mode, tmp_path):
     src = src_copy(tmp_path); (src/"config.json").write_text(json.dumps(BERT)); out = tmp_path/"o"
@@ -120,6 +134,7 @@ def mha_source(tmp_path_factory):
         if f.name.startswith(("tokenizer", "special_tokens")): shutil.copy2(f, d/f.name)
     return d
 
+@case('wrong verdict', 'exports; 4 KV heads in graph and genai_config; same greedy tokens as transformers')
 def test_mha_without_num_key_value_heads_exports_and_generates(mha_source, tmp_path):
     import torch
     h = tree_hash(mha_source)
@@ -141,6 +156,7 @@ def test_mha_without_num_key_value_heads_exports_and_generates(mha_source, tmp_p
     if 2 in y: y = y[:y.index(2)]
     assert got == y, (got, y)                       # same greedy tokens as transformers
 
+@case('wrong verdict', 'export exit 0 reporting 4 KV heads; check PASS')
 def test_mha_cli_check(mha_source, tmp_path):
     p = cli("export", mha_source, tmp_path/"o")
     assert p.returncode == 0, p.stderr
@@ -148,6 +164,7 @@ def test_mha_cli_check(mha_source, tmp_path):
     p = cli("check", tmp_path/"o"); assert p.returncode == 0 and "PASS" in p.stdout
 
 # ---------------------------------------------------------------- 2. weights and tokenizer
+@case('wrong verdict', "exit 2 / SourceError naming k_proj and 'set num_key_value_heads to 2'; nothing written")
 @pytest.mark.parametrize("mode", MODES)
 def test_kv_heads_disagree_with_weights(mode, tmp_path):
     "config.json says 8 key/value heads where the weights hold 2: refused before the exporter runs."
@@ -163,6 +180,7 @@ def _damage_header(src):
 def _truncate(src):
     f = src/"model.safetensors"; b = f.read_bytes(); f.write_bytes(b[:len(b)//2])
 
+@case('bad input', "exit 2 / SourceError naming model.safetensors, 'header' or 'truncated', and the fix")
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("damage,words", [(_damage_header, "header"), (_truncate, "truncated")], ids=["header", "truncated"])
 def test_safetensors_damaged(mode, damage, words, tmp_path):
@@ -172,6 +190,7 @@ def test_safetensors_damaged(mode, damage, words, tmp_path):
     assert "model.safetensors" in msg and words in msg and "Fix" in msg, msg
     assert_nothing_left(out)
 
+@case('bad input', "exit 2 / SourceError: 'has no tokenizer' with the fix; nothing written")
 @pytest.mark.parametrize("mode", MODES)
 def test_tokenizer_missing(mode, tmp_path):
     src = src_copy(tmp_path); (src/"tokenizer.json").unlink(); out = tmp_path/"o"
@@ -202,6 +221,7 @@ BROKEN = {"corrupt_model_onnx": (_corrupt_onnx, "not a readable ONNX model"),
           "missing_data": (_missing_data, "model.onnx.data"),
           "genai_config_disagrees": (_genai_disagrees, "num_key_value_heads")}
 
+@case('broken folder', 'check exits non-zero naming the broken file or field and what to do')
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_broken_folder_check_cli(case, exported, tmp_path):
     d = _copy_export(exported, tmp_path); BROKEN[case][0](d)
@@ -210,6 +230,7 @@ def test_broken_folder_check_cli(case, exported, tmp_path):
     text = p.stdout + p.stderr
     assert BROKEN[case][1] in text and ("Fix" in text or "export again" in text or "correct genai_config" in text), text
 
+@case('broken folder', 'generate exits 2 naming the broken file or field, with the fix')
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_broken_folder_generate_cli(case, exported, tmp_path):
     d = _copy_export(exported, tmp_path); BROKEN[case][0](d)
@@ -217,6 +238,7 @@ def test_broken_folder_generate_cli(case, exported, tmp_path):
     assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
     assert BROKEN[case][1] in p.stderr and "Fix" in p.stderr, p.stderr
 
+@case('broken folder', 'OnnxLM raises CheckError naming the broken file or field, with the fix')
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_broken_folder_generate_api(case, exported, tmp_path):
     d = _copy_export(exported, tmp_path); BROKEN[case][0](d)
@@ -224,6 +246,7 @@ def test_broken_folder_generate_api(case, exported, tmp_path):
     assert BROKEN[case][1] in str(ei.value) and "Fix" in str(ei.value)
 
 # ---------------------------------------------------------------- 4. precision / execution provider
+@case('options', "exit 2 / BadOption: 'cannot run on cpu', suggests fp16 on cuda; nothing written")
 @pytest.mark.parametrize("mode", MODES)
 def test_fp16_on_cpu(mode, tmp_path):
     out = tmp_path/"o"
@@ -231,6 +254,7 @@ def test_fp16_on_cpu(mode, tmp_path):
     assert code in (2, "BadOption") and "cannot run on cpu" in msg and "fp16 on cuda" in msg
     assert_nothing_left(out)
 
+@case('options', 'exit 2 / ExportError: "\'cuda\' is not available" with the fix; nothing written')
 @pytest.mark.parametrize("mode", MODES)
 def test_cuda_without_gpu(mode, tmp_path):
     from mistral_onnx.env import available_providers
@@ -240,6 +264,7 @@ def test_cuda_without_gpu(mode, tmp_path):
     assert code in (2, "ExportError") and "'cuda' is not available" in msg and "Fix" in msg
     assert_nothing_left(out)
 
+@case('options', 'the fix is `mistral_onnx[cuda]` without the extra, `nvidia-smi` with it')
 def test_cuda_extra_missing_vs_no_gpu(monkeypatch):
     "Without the cuda extra the fix is to install it; with it installed but no GPU visible, the fix is the driver."
     import mistral_onnx.routes as rt
@@ -251,6 +276,7 @@ def test_cuda_extra_missing_vs_no_gpu(monkeypatch):
     with pytest.raises(ExportError, match="nvidia-smi"): check_provider("cuda")
 
 # ---------------------------------------------------------------- 5. output folder
+@case('data loss', "exit 2: 'already exists', names --overwrite; the existing export unchanged")
 @pytest.mark.parametrize("mode", MODES)
 def test_output_exists_refused(mode, exported, tmp_path):
     out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
@@ -258,6 +284,7 @@ def test_output_exists_refused(mode, exported, tmp_path):
     assert code in (2, "ExportError") and "already exists" in msg and "overwrite" in msg
     assert_nothing_left(out, old_hash=h)
 
+@case('data loss', "exit 2: 'is not an export folder' with the fix; the user's folder unchanged")
 @pytest.mark.parametrize("mode", MODES)
 def test_overwrite_refuses_a_folder_that_is_not_an_export(mode, tmp_path):
     "`--overwrite` on a user's own folder (here with a file in it) must not delete it."
@@ -266,6 +293,7 @@ def test_overwrite_refuses_a_folder_that_is_not_an_export(mode, tmp_path):
     assert code in (2, "ExportError") and "is not an export folder" in msg and "Fix" in msg
     assert_nothing_left(out, old_hash=h)
 
+@case('data loss', "exit 2: 'never modifies or replaces a source'; the source folder unchanged")
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("where", ["same", "inside", "parent"])
 def test_output_in_or_over_the_source_refused(mode, where, tmp_path):
@@ -275,6 +303,7 @@ def test_output_in_or_over_the_source_refused(mode, where, tmp_path):
     assert code in (2, "ExportError") and "never modifies or replaces a source" in msg and "Fix" in msg
     assert sorted(x.name for x in src.parent.iterdir()) == ["src"] and not (src/"onnx").exists()
 
+@case('data loss', 'exit 0; the old export replaced entirely (no stale file), nothing beside it')
 def test_overwrite_replaces(exported, tmp_path):
     out = _copy_export(exported, tmp_path, "out")
     (out/"stale.txt").write_text("from the old export")
@@ -287,6 +316,7 @@ def _failing_route(src, spec, tmp, precision, execution_provider, log, progress,
     (tmp/"model.onnx").write_bytes(b"half written")
     raise ExportError("injected failure of the route after writing half a model. Fix: none needed, this is a test.")
 
+@case('data loss', 'ExportError from the route; the old export unchanged, nothing beside it')
 def test_overwrite_failed_second_export_keeps_old(exported, tmp_path, monkeypatch):
     out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
     monkeypatch.setitem(ROUTES, "failing", Route("failing", "a test route that fails after writing half a model", _failing_route, {"cpu": ("fp32",)}))
@@ -324,6 +354,7 @@ def _start_and_signal(args, marker, sig, tmpdir, timeout=120):
     out, err = p.communicate(timeout=timeout)
     return p, "".join(seen) + out, err, pids
 
+@case('signals', "exit 130 'interrupted'; builder process gone; nothing beside the output, $TMPDIR empty")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_export(sig, tmp_path):
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); out = tmp_path/"o"; src = src_copy(tmp_path); h = tree_hash(src)
@@ -335,6 +366,7 @@ def test_signal_during_export(sig, tmp_path):
     assert list(tmpdir.iterdir()) == [], list(tmpdir.iterdir())          # the work folder is gone too
     assert tree_hash(src) == h
 
+@case('signals', 'Cancelled; builder process gone; nothing written, $TMPDIR empty')
 def test_cancel_event_during_export_api(tmp_path, monkeypatch):
     "The Python API's `cancel` event, set once the convert stage has started, as a widget's Cancel button does."
     import threading, tempfile
@@ -353,6 +385,7 @@ def test_cancel_event_during_export_api(tmp_path, monkeypatch):
     assert_nothing_left(out)
     assert list(tmpdir.iterdir()) == [] and tree_hash(src) == h
 
+@case('signals', 'exit 130; the old export unchanged, nothing beside it')
 def test_overwrite_interrupted_keeps_old(exported, tmp_path):
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir()
     out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
@@ -360,6 +393,7 @@ def test_overwrite_interrupted_keeps_old(exported, tmp_path):
     assert p.returncode == 130 and "interrupted" in se
     assert_nothing_left(out, old_hash=h)
 
+@case('signals', 'SIGKILL: old export unchanged, builder dies too; the next export removes the partial folder, lock and $TMPDIR work folder')
 def test_overwrite_killed_keeps_old_and_next_export_cleans_up(exported, tmp_path):
     "SIGKILL cannot be caught: the old folder must still be intact, and the next export removes what was left."
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir()
@@ -373,6 +407,7 @@ def test_overwrite_killed_keeps_old_and_next_export_cleans_up(exported, tmp_path
     r = export("embedded", out, overwrite=True)      # the next export cleans stale partials and the stale lock
     assert r.report["kv_check"]["ok"] and leftovers(out) == []
 
+@case('signals', 'the old folder set aside by a killed swap is restored by the next export, then refused as existing')
 def test_killed_mid_swap_old_folder_restored(exported, tmp_path):
     "Where the atomic exchange is unavailable the old folder is renamed aside first; if the export dies right then, the next one puts it back."
     out = tmp_path/"out"; aside = tmp_path/".out.old-999999"; shutil.copytree(exported["fp32"], aside); h = tree_hash(aside)
@@ -387,6 +422,7 @@ def _mount(target:Path, opts:str) -> bool:
 
 def _umount(target:Path): subprocess.run(["umount", "-l", str(target)], capture_output=True)
 
+@case('disk', "exit 2: 'not writable' / 'Cannot create' with the fix; nothing written")
 def test_output_on_read_only_folder(tmp_path, monkeypatch, record_property):
     ro = tmp_path/"ro"; src = src_copy(tmp_path)
     if _mount(ro, "size=8m,ro"):
@@ -408,6 +444,7 @@ def test_output_on_read_only_folder(tmp_path, monkeypatch, record_property):
         assert "Read-only" in msg and "Fix" in msg
         monkeypatch.undo(); assert list(ro.iterdir()) == []
 
+@case('disk', "exit 2: 'No space left' with 'free space'; nothing left on the full disk")
 def test_disk_full_mid_export(tmp_path, record_property):
     "The builder writes 3.2 MB of weights into a 1 MB tmpfs: the export must say the disk is full and leave nothing."
     full = tmp_path/"full"; src = src_copy(tmp_path)
@@ -420,6 +457,7 @@ def test_disk_full_mid_export(tmp_path, record_property):
         assert list(full.iterdir()) == []
     finally: _umount(full)
 
+@case('disk', "ExportError: 'No space left', 'free space'; nothing written")
 def test_disk_full_injected(tmp_path, monkeypatch):
     "ENOSPC injected while the tokenizer is copied (after the builder wrote the graph)."
     import mistral_onnx.export as ex
@@ -435,6 +473,7 @@ def _hub_env(tmp_path, endpoint):
     return dict(os.environ, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path/"hf"), HF_HUB_ETAG_TIMEOUT="3",
                 HF_HUB_DOWNLOAD_TIMEOUT="3", HF_HUB_DISABLE_TELEMETRY="1")
 
+@case('network', "exit 2 within the timeout, one 'cannot reach' line with the fix")
 def test_hub_no_network_unresolvable(tmp_path):
     t0 = time.time()
     p = cli("export", "someone/some-model", tmp_path/"o", env=_hub_env(tmp_path, "http://hub.invalid"), timeout=60)
@@ -444,6 +483,7 @@ def test_hub_no_network_unresolvable(tmp_path):
     assert "cannot reach" in lines[0] and "Fix" in lines[0]
     assert_nothing_left(tmp_path/"o")
 
+@case('network', "exit 2 within the timeout, at most 2 connections, one 'cannot reach' line with the fix")
 def test_hub_no_network_hanging_server(tmp_path, record_property):
     "A server that accepts connections and never answers: bounded by HF_HUB_ETAG_TIMEOUT, and no retry storm."
     s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
@@ -474,6 +514,7 @@ def _remote_code_source(tmp_path):
     (src/"modeling_x.py").write_text(f"open({str(sentinel)!r}, 'w').write('ran')\nfrom transformers import MistralForCausalLM as XForCausalLM\n")
     return src, sentinel
 
+@case('remote code', "exit 2 naming auto_map and --trust-remote-code; the repository's code never ran")
 @pytest.mark.parametrize("mode", MODES)
 def test_remote_code_refused_without_flag(mode, tmp_path):
     src, sentinel = _remote_code_source(tmp_path); out = tmp_path/"o"
@@ -482,6 +523,7 @@ def test_remote_code_refused_without_flag(mode, tmp_path):
     assert not sentinel.exists()
     assert_nothing_left(out)
 
+@case('remote code', 'with --trust-remote-code: exit 0, the builder told hf_remote=true')
 def test_remote_code_runs_only_with_flag(tmp_path):
     "With --trust-remote-code the check lets it through and the builder is told it may run the repository's code."
     src, sentinel = _remote_code_source(tmp_path)
@@ -497,6 +539,7 @@ def test_remote_code_runs_only_with_flag(tmp_path):
 GEN = {"empty": ("", "empty"), "blank": ("   ", "empty"), "too_long": ("reverse: " + "x" * 200, "context"),
        "non_utf8": ("reverse: ab\udcff", "UTF-8")}
 
+@case('options', 'GenerationError naming the problem (empty, context, UTF-8) with the fix')
 @pytest.mark.parametrize("case", list(GEN))
 def test_generate_bad_prompt_api(case, exported):
     lm = OnnxLM(exported["fp32"])
@@ -504,23 +547,27 @@ def test_generate_bad_prompt_api(case, exported):
     with pytest.raises(GenerationError, match=words) as ei: lm.generate(prompt)
     assert "Fix" in str(ei.value)
 
+@case('options', 'exit 2 naming the problem with the fix')
 @pytest.mark.parametrize("case", ["empty", "blank", "too_long"])
 def test_generate_bad_prompt_cli(case, exported):
     p = cli("generate", exported["fp32"], GEN[case][0])
     assert p.returncode == 2 and GEN[case][1] in p.stderr and "Fix" in p.stderr, p.stderr
 
+@case('options', "exit 2: 'UTF-8' with the fix, no traceback")
 def test_generate_non_utf8_bytes_cli(exported):
     p = subprocess.run([str(BIN/"mistral-onnx"), "generate", str(exported["fp32"]), b"reverse: ab\xff\xfe"],
                        capture_output=True, timeout=120)
     err = p.stderr.decode(errors="replace")
     assert p.returncode == 2 and "UTF-8" in err and "Fix" in err and "Traceback" not in err, err
 
+@case('options', 'exit 2 naming --max-new-tokens and its allowed range; GenerationError in the API')
 @pytest.mark.parametrize("n", [0, -3])
 def test_generate_max_new_tokens_below_one(n, exported):
     p = cli("generate", exported["fp32"], "reverse: abc", "--max-new-tokens", n)
-    assert p.returncode == 2 and "max_new_tokens" in p.stderr and "Fix" in p.stderr, p.stderr
+    assert p.returncode == 2 and "--max-new-tokens" in p.stderr and "allowed: an integer >= 1" in p.stderr and "Fix" in p.stderr, p.stderr
     with pytest.raises(GenerationError, match="max_new_tokens"): OnnxLM(exported["fp32"]).generate("reverse: abc", max_new_tokens=n)
 
+@case('wrong verdict', 'an answer cut by the context says so (stats.hit_context)')
 def test_answer_cut_at_context_is_reported(exported):
     "A prompt that fits but leaves no room for its answer: the answer stops at the context, and the stats say so."
     lm = OnnxLM(exported["fp32"])
@@ -528,11 +575,13 @@ def test_answer_cut_at_context_is_reported(exported):
     assert lm.stats.hit_context and lm.stats.new_tokens < 64
     lm.generate("reverse: abc"); assert not lm.stats.hit_context
 
+@case('options', 'GenerationError naming the vocabulary')
 def test_generate_ids_outside_vocab(exported):
     lm = OnnxLM(exported["fp32"])
     with pytest.raises(GenerationError, match="vocabulary"): list(lm.stream_ids([1, 5, 100000]))
 
 # ---------------------------------------------------------------- 9. two exports to the same output
+@case('concurrency', "one exits 0, the other 2 ('is running' or 'already exists'); the result passes check")
 def test_two_exports_at_once(tmp_path, record_property):
     out = tmp_path/"o"; src = src_copy(tmp_path); h = tree_hash(src)
     procs = [subprocess.Popen([str(BIN/"mistral-onnx"), "export", str(src), str(out)], stdout=subprocess.PIPE,
@@ -545,6 +594,7 @@ def test_two_exports_at_once(tmp_path, record_property):
     assert ("is running" in loser or "already exists" in loser) and "Fix" in loser, loser
     assert check_kv(out).ok and leftovers(out) == [] and tree_hash(src) == h
 
+@case('concurrency', "a live lock holder refuses the export ('is running'); a dead one's lock does not")
 def test_lock_held_by_live_process(tmp_path):
     "A lock held by a running process refuses the export; a lock file left by a dead one does not."
     out = tmp_path/"o"; lock = tmp_path/".o.lock"
@@ -559,3 +609,376 @@ def test_lock_held_by_live_process(tmp_path):
     assert lock.exists()                                  # left by the killed holder
     r = export("embedded", out)
     assert r.report["kv_check"]["ok"] and leftovers(out) == []
+
+# ================================================================ round 2 (issue 14)
+# ---------------------------------------------------------------- data loss: names are names; nothing replaced unasked
+def _decoys(d:Path, other:str) -> dict:
+    "What another export of the output `other` may hold beside it: its partial folder, its old folder mid-swap. {path: hash}"
+    part = d/f".{other}.partial-abcd1234"; part.mkdir(); (part/"model.onnx").write_text("another export, running")
+    old = d/f".{other}.old-4242"; old.mkdir(); (old/"genai_config.json").write_text('{"another": "export"}')
+    return {x: tree_hash(x) for x in (part, old)}
+
+@case("data loss", "another output's partial and set-aside folders survive; the export lands at the literal name")
+@pytest.mark.parametrize("name,other", [("a*", "ab"), ("a?", "ab"), ("[ab]", "a")], ids=["star", "question", "brackets"])
+def test_stale_cleanup_matches_names_literally(name, other, tmp_path):
+    "An output named with `*`, `?` or `[...]` is a name, never a pattern: another export's folders beside it are not touched."
+    from mistral_onnx.export import Transaction
+    decoys = _decoys(tmp_path, other)
+    with Transaction(tmp_path/name) as t:
+        (t.tmp/"genai_config.json").write_text("{}"); t.commit()
+    assert (tmp_path/name/"genai_config.json").exists()
+    assert {x: tree_hash(x) for x in decoys} == decoys, "another export's folders were touched"
+    assert not (tmp_path/other).exists(), "a folder that was not this export's was 'restored'"
+    assert leftovers(tmp_path/name) == []
+
+@case("data loss", "exit 0; the decoy partial/old folders of output 'ab' unchanged; no leftovers")
+def test_export_named_like_a_pattern_cli(tmp_path):
+    out = tmp_path/"a*"; decoys = _decoys(tmp_path, "ab")
+    p = cli("export", "embedded", out)
+    assert p.returncode == 0, p.stderr
+    assert {x: tree_hash(x) for x in decoys} == decoys and not (tmp_path/"ab").exists()
+    assert leftovers(out) == [] and check_kv(out).ok
+
+@case("data loss", "a new export gets 0777 less the umask; --overwrite keeps the replaced folder's mode (2775) and group")
+def test_folder_mode_follows_umask_and_replaced_folder(exported, tmp_path):
+    from mistral_onnx.export import Transaction
+    old = os.umask(0o002)
+    try:
+        with Transaction(tmp_path/"new") as t: (t.tmp/"genai_config.json").write_text("{}"); t.commit()
+    finally: os.umask(old)
+    assert (tmp_path/"new").stat().st_mode & 0o7777 == 0o775
+    out = _copy_export(exported, tmp_path, "shared"); os.chmod(out, 0o2775); gid = out.stat().st_gid
+    p = cli("export", "embedded", out, "--overwrite", env=dict(os.environ, TMPDIR=str(tmp_path)))
+    assert p.returncode == 0, p.stderr
+    assert (out.stat().st_mode & 0o7777, out.stat().st_gid) == (0o2775, gid)
+    assert leftovers(out) == [] and not list(tmp_path.glob("mo-work-*"))
+
+@case("data loss", "exit 2 naming the link and its target, with the fix; the link and its target unchanged")
+@pytest.mark.parametrize("mode", MODES)
+def test_overwrite_refuses_a_symlinked_output(mode, exported, tmp_path):
+    target = _copy_export(exported, tmp_path, "v1"); h = tree_hash(target)
+    link = tmp_path/"latest"; link.symlink_to(target)
+    code, msg = export_fails(mode, "embedded", link, "--overwrite")
+    assert code in (2, "ExportError") and "symbolic link" in msg and str(target) in msg and "Fix" in msg, msg
+    assert link.is_symlink() and os.readlink(link) == str(target) and tree_hash(target) == h
+    assert leftovers(link) == []
+
+def _olive_workflow(tmp_path) -> Path:
+    (tmp_path/"m").mkdir(); (tmp_path/"m"/"config.json").write_text(json.dumps({**json.loads((EMBEDDED_DIR/"config.json").read_text())}))
+    wf = {"input_model": {"type": "HfModel", "model_path": "m", "io_config": {"input_names": ["input_ids"], "output_names": ["logits"],
+          "kv_cache": True}}, "passes": {"c": {"type": "OnnxConversion"}}}
+    f = tmp_path/"wf.json"; f.write_text(json.dumps(wf)); return f
+
+@case("data loss", "exit 2: 'already exists' naming --overwrite; the existing file (or the input itself) unchanged")
+def test_diagnose_write_fixed_refuses_existing_file(tmp_path):
+    wf = _olive_workflow(tmp_path); before = wf.read_text()
+    mine = tmp_path/"notes.json"; mine.write_text("my notes")
+    for target in (mine, wf):
+        p = cli("diagnose", wf, "--write-fixed", target)
+        assert p.returncode == 2 and "already exists" in p.stderr and "--overwrite" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert mine.read_text() == "my notes" and wf.read_text() == before
+    p = cli("diagnose", wf, "--write-fixed", mine, "--overwrite")
+    assert "written to" in p.stdout and json.loads(mine.read_text())["input_model"], p.stdout + p.stderr
+
+@case("data loss", "exit 2 before measuring: 'already exists' naming --overwrite; the file unchanged")
+def test_bench_json_refuses_existing_file(exported, tmp_path):
+    f = tmp_path/"results.json"; f.write_text("last week's numbers")
+    p = cli("bench", "embedded", exported["fp32"], "--json", f, "--runner", "ortgenai", timeout=60)
+    assert p.returncode == 2 and "already exists" in p.stderr and "--overwrite" in p.stderr, p.stderr
+    assert f.read_text() == "last week's numbers" and "ortgenai" not in p.stdout
+
+@case("data loss", "demo exits 2 on an output that is not an earlier demo's export, naming --overwrite; the folder unchanged")
+def test_demo_keeps_a_foreign_export(exported, tmp_path):
+    out = _copy_export(exported, tmp_path, "mine")
+    r = json.loads((out/"export_report.json").read_text()); r["source"] = "/models/my-finetune"
+    (out/"export_report.json").write_text(json.dumps(r)); h = tree_hash(out)
+    p = cli("demo", "--out", out, "-n", 1)
+    assert p.returncode == 2 and "already exists" in p.stderr and "overwrite" in p.stderr, p.stderr
+    assert_nothing_left(out, old_hash=h)
+
+# ---------------------------------------------------------------- outside the folder: one rule
+def _point_graph_outside(d:Path, how:str, tmp_path:Path):
+    other = tmp_path/"other"; other.mkdir(exist_ok=True)
+    for f in ("model.onnx", "model.onnx.data"): shutil.copy2(d/f, other/f)
+    g = json.loads((d/"genai_config.json").read_text())
+    g["model"]["decoder"]["filename"] = "../other/model.onnx" if how == "relative" else str(other/"model.onnx")
+    (d/"genai_config.json").write_text(json.dumps(g))
+
+@case("outside folder", "check and generate exit 2: 'outside the folder' / 'not a name inside the folder' with the fix")
+@pytest.mark.parametrize("how", ["relative", "absolute"])
+def test_graph_filename_outside_folder(how, exported, tmp_path):
+    d = _copy_export(exported, tmp_path); _point_graph_outside(d, how, tmp_path)
+    for args in (("check", d), ("generate", d, "reverse: abc")):
+        p = cli(*args, timeout=120)
+        assert p.returncode == 2 and ("outside the folder" in p.stderr or "not a name inside the folder" in p.stderr), (args, p.stderr)
+        assert "Fix" in p.stderr and "Traceback" not in p.stderr and not p.stdout.strip(), p.stdout
+
+@case("outside folder", "validate exits 1: the graph's runners fail with 'outside the folder'; no PASS")
+def test_validate_graph_outside_folder(exported, tmp_path):
+    d = _copy_export(exported, tmp_path); _point_graph_outside(d, "relative", tmp_path)
+    p = cli("validate", "embedded", d, "--sequence", "3,2", timeout=300)
+    assert p.returncode in (1, 2) and "outside the folder" in p.stdout + p.stderr and "PASS" not in p.stdout.splitlines()[0:1], p.stdout + p.stderr
+
+def _external_data_to(d:Path, location:str):
+    import onnx
+    m = onnx.load(str(d/"model.onnx"), load_external_data=False)
+    for t in m.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location": e.value = location
+    onnx.save(m, str(d/"model.onnx"))
+
+@case("outside folder", "check exits 1: 'external data ... outside the folder'; generate exits 2")
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink"])
+def test_external_data_outside_folder(how, exported, tmp_path):
+    d = _copy_export(exported, tmp_path); outside = tmp_path/"elsewhere.data"; shutil.copy2(d/"model.onnx.data", outside)
+    if how == "symlink": (d/"model.onnx.data").unlink(); (d/"model.onnx.data").symlink_to(outside)
+    else: _external_data_to(d, "../elsewhere.data" if how == "dotdot" else str(outside))
+    p = cli("check", d)
+    assert p.returncode == 1 and "outside the folder" in p.stdout and "FAIL" in p.stdout, p.stdout + p.stderr
+    p = cli("generate", d, "reverse: abc", timeout=120)
+    assert p.returncode == 2 and "Fix" in p.stderr and not p.stdout.strip(), p.stderr
+
+@case("outside folder", "exit 2 / SourceError naming the shard and the index, with the fix; nothing written, source unchanged")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("how", ["absolute", "dotdot"])
+def test_shard_outside_source_refused(mode, how, tmp_path):
+    src = src_copy(tmp_path); outside = tmp_path/"stolen.safetensors"; shutil.copy2(src/"model.safetensors", outside)
+    name = str(outside) if how == "absolute" else "../stolen.safetensors"
+    (src/"model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": {"model.embed_tokens.weight": name}}))
+    out = tmp_path/"o"
+    code, msg = export_fails(mode, src, out)
+    assert code in (2, "SourceError") and "model.safetensors.index.json names the shard" in msg and "Fix" in msg, msg
+    assert_nothing_left(out)
+
+# ---------------------------------------------------------------- wrong verdicts: numbers that can fail
+def _with_nan(src:Path, tensor="model.layers.0.mlp.down_proj.weight"):
+    from safetensors.numpy import load_file, save_file
+    w = load_file(str(src/"model.safetensors")); w[tensor] = w[tensor].copy(); w[tensor].flat[::7] = float("nan")
+    save_file(w, str(src/"model.safetensors"), metadata={"format": "pt"})
+
+@case("wrong verdict", "export exits 2: 'NaN or infinite' naming the tensors, with the fix; nothing written")
+def test_nan_weights_fail_the_export(tmp_path):
+    src = src_copy(tmp_path); _with_nan(src); out = tmp_path/"o"
+    code, msg = export_fails("cli", src, out)
+    assert code == 2 and "NaN or infinite" in msg and "Fix" in msg, msg
+    assert_nothing_left(out)
+
+def _poison_graph_weights(d:Path):
+    "Write NaN over the first float initializer of layer 0 in model.onnx.data (the file the graph reads)."
+    import numpy as np, onnx
+    m = onnx.load(str(d/"model.onnx"), load_external_data=False)
+    t = next(t for t in m.graph.initializer if t.data_type == 1 and "layers.0" in t.name and t.external_data)
+    ext = {e.key: e.value for e in t.external_data}
+    a = np.memmap(d/ext["location"], dtype=np.float32, mode="r+", offset=int(ext.get("offset", 0)), shape=(int(np.prod(t.dims)),))
+    a[:] = np.nan; a.flush(); del a
+
+@case("wrong verdict", "validate exits 1 on NaN logits ('NaN or inf'), never PASS with max |diff| 0")
+def test_nan_logits_fail_validate(exported, tmp_path):
+    d = _copy_export(exported, tmp_path); _poison_graph_weights(d)
+    p = cli("validate", "embedded", d, "--runner", "onnxruntime", "--sequence", "3,2", timeout=300)
+    assert p.returncode == 1 and "NaN or inf" in p.stdout and "FAIL" in p.stdout, p.stdout + p.stderr
+
+@case("wrong verdict", "exit 2 naming the field, its value and config.json, with the fix; nothing written")
+@pytest.mark.parametrize("field,value", [("max_position_embeddings", 0), ("sliding_window", -5)])
+def test_unloadable_or_wrong_config_values_refused(field, value, tmp_path):
+    src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text()); c[field] = value
+    (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
+    code, msg = export_fails("cli", src, out)
+    assert code == 2 and f"`{field}` is {value}" in msg and "config.json" in msg and "Fix" in msg, msg
+    assert_nothing_left(out)
+
+@case("wrong verdict", "bench exits 2 on a missing export and when no ONNX runner can run a garbage one; never 0")
+def test_bench_missing_or_garbage_export(exported, tmp_path):
+    p = cli("bench", "embedded", tmp_path/"nothing", "--runner", "ortgenai", timeout=120)
+    assert p.returncode == 2 and "Fix" in p.stderr, p.stderr
+    d = _copy_export(exported, tmp_path); (d/"model.onnx").write_bytes(b"garbage" * 50)
+    p = cli("bench", "embedded", d, "--runner", "ortgenai", "--runner", "onnxruntime", "--prompt-len", 4, "--new-tokens", 4, "--repeats", 1, timeout=300)
+    assert p.returncode in (1, 2) and "decode" not in p.stdout, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr and ("could not run" in p.stderr or "not a readable ONNX model" in p.stderr), p.stderr
+
+# ---------------------------------------------------------------- bounded work: refused before allocating, never a hang
+@case("bounded work", "exit 2 in seconds naming the field and the size the weights hold; nothing written")
+@pytest.mark.parametrize("field,value,words", [("num_hidden_layers", 10**9, "set num_hidden_layers to 4"),
+                                               ("vocab_size", 10**9, "embed_tokens.weight has"),
+                                               ("max_position_embeddings", 10**13, "rotary tables")], ids=["layers", "vocab", "context"])
+def test_absurd_sizes_refused_before_allocating(field, value, words, tmp_path):
+    src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text()); c[field] = value
+    (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
+    code, msg = export_fails("cli", src, out, timeout=120)          # a hang or a memory bomb fails by the timeout
+    assert code == 2 and words in msg and "Fix" in msg, msg
+    assert_nothing_left(out)
+
+@case("bounded work", "exit 2 naming the FIFO, with the fix; no hang (bounded by the test's timeout)")
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors", "tokenizer.json", "SOURCE"])
+def test_fifo_in_source_refused(name, tmp_path):
+    src = src_copy(tmp_path)
+    if name == "SOURCE": shutil.rmtree(src); os.mkfifo(src)
+    else: (src/name).unlink(); os.mkfifo(src/name)
+    out = tmp_path/"o"
+    p = cli("export", src, out, timeout=60)
+    assert p.returncode == 2 and "FIFO" in p.stderr and "Fix" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert_nothing_left(out)
+
+# ---------------------------------------------------------------- signals: clean exits, 130, leftovers of a killed run cleaned
+@case("signals", "SIGHUP: exit 130; builder gone; nothing beside the output, $TMPDIR empty, source unchanged")
+def test_sighup_during_export(tmp_path):
+    tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); out = tmp_path/"o"; src = src_copy(tmp_path); h = tree_hash(src)
+    p, so, se, pids = _start_and_signal(["export", src, out], str(tmp_path), signal.SIGHUP, tmpdir)
+    assert p.returncode == 130 and "interrupted" in se and "Traceback" not in se, (p.returncode, se)
+    time.sleep(0.5)
+    assert not any(_alive(pid) for pid in pids)
+    assert_nothing_left(out); assert list(tmpdir.iterdir()) == [] and tree_hash(src) == h
+
+@case("signals", "Ctrl-C pressed 4 times: exit 130 (never -2), one message, nothing beside the output, $TMPDIR empty")
+def test_repeated_sigint_during_export(tmp_path):
+    tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); out = tmp_path/"o"; src = src_copy(tmp_path)
+    env = dict(os.environ, TMPDIR=str(tmpdir))
+    p = subprocess.Popen([str(BIN/"mistral-onnx"), "export", str(src), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    t0, pids = time.time(), []
+    while time.time() - t0 < 120 and not pids and p.poll() is None: pids = _find_builders(str(tmp_path)); time.sleep(0.05)
+    assert pids, "the builder never started"
+    for _ in range(4): p.send_signal(signal.SIGINT); time.sleep(0.02)
+    so, se = p.communicate(timeout=120)
+    assert p.returncode == 130 and "Traceback" not in se and se.count("error:") + se.count("interrupted") >= 1, (p.returncode, se)
+    time.sleep(0.5)
+    assert not any(_alive(pid) for pid in pids)
+    assert_nothing_left(out); assert list(tmpdir.iterdir()) == []
+
+@case("signals", "a dead export's $TMPDIR/mo-work-* is removed by the next export; a live one's and a stranger's are kept")
+def test_killed_exports_work_folder_cleaned_by_next(tmp_path, monkeypatch):
+    import fcntl, tempfile
+    from mistral_onnx.export import Transaction
+    tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    dead = tmpdir/"mo-work-dead0000"; dead.mkdir(); (dead/".owner").write_text("999999"); (dead/"cache").mkdir()
+    stranger = tmpdir/"mo-work-notours"; stranger.mkdir()                       # no .owner lock: not provably ours
+    live = tmpdir/"mo-work-live0000"; live.mkdir(); (live/".owner").write_text("")
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(live/".owner")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with Transaction(tmp_path/"o") as t: (t.tmp/"genai_config.json").write_text("{}"); t.commit()
+        assert not dead.exists() and stranger.exists() and live.exists()
+        assert sorted(x.name for x in tmpdir.iterdir()) == ["mo-work-live0000", "mo-work-notours"]   # its own work folder is gone too
+    finally: holder.kill(); holder.wait()
+
+PANEL_EXIT = """
+import sys, time
+from mistral_onnx.widgets import ExportPanel
+p = ExportPanel(source=sys.argv[1], out=sys.argv[2]); p.start()
+t0 = time.time()
+while not any(s == "convert" and f > 0 for s, f, m in p.seen) and time.time() - t0 < 120: time.sleep(0.05)
+print("converting", flush=True)
+"""   # then the script ends with the export's thread running
+
+@case("signals", "leaving Python while ExportPanel exports: exit 0; no lock, partial folder or $TMPDIR work folder left; builder gone")
+def test_interpreter_exit_with_export_panel_running(tmp_path):
+    tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); out = tmp_path/"o"; src = src_copy(tmp_path)
+    p = subprocess.run([sys.executable, "-c", PANEL_EXIT, str(src), str(out)], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, TMPDIR=str(tmpdir)))
+    assert p.returncode == 0 and "converting" in p.stdout and "Traceback" not in p.stderr, p.stdout + p.stderr
+    t0 = time.time()
+    while _find_builders(str(tmp_path)) and time.time() - t0 < 10: time.sleep(0.1)
+    assert not _find_builders(str(tmp_path)), "the builder outlived the interpreter"
+    assert_nothing_left(out); assert [x.name for x in tmpdir.iterdir() if x.name.startswith("mo-")] == []   # torch's own caches may be there
+
+# ---------------------------------------------------------------- translation: the cause named with field and file
+@case("translation", "exit 2 naming the field, its value and config.json, with the fix; the builder never runs")
+@pytest.mark.parametrize("field,value", [("rope_theta", "abc"), ("intermediate_size", "128"), ("rms_norm_eps", -1), ("tie_word_embeddings", "no")])
+def test_config_field_wrong_type_named(field, value, tmp_path):
+    src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text()); c[field] = value
+    (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
+    code, msg = export_fails("cli", src, out)
+    assert code == 2 and f"`{field}` is {value!r}" in msg and "config.json" in msg and "Fix" in msg and "doctor" not in msg, msg
+    assert_nothing_left(out)
+
+@case("translation", "exit 2 naming the field, the weight that contradicts it and the value to set")
+@pytest.mark.parametrize("field,fix", [("intermediate_size", "set intermediate_size to {}"), ("hidden_size", "set hidden_size to {}"),
+                                       ("num_attention_heads", "q_proj")])
+def test_config_inconsistent_with_weights_named(field, fix, tmp_path):
+    src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text())
+    fix = fix.format(c[field]); c[field] = c[field] // 2 if field != "num_attention_heads" else c["num_key_value_heads"]
+    (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
+    code, msg = export_fails("cli", src, out)
+    assert code == 2 and field in msg and fix in msg and "doctor" not in msg, msg
+    assert_nothing_left(out)
+
+@case("translation", "exit 2 naming the tokenizer file that does not parse, with the fix")
+@pytest.mark.parametrize("name", ["tokenizer.json", "tokenizer_config.json"])
+def test_corrupt_tokenizer_file_named(name, tmp_path):
+    src = src_copy(tmp_path); f = src/name; f.write_text(f.read_text()[: len(f.read_text()) // 2]); out = tmp_path/"o"
+    code, msg = export_fails("cli", src, out)
+    assert code == 2 and name in msg and "Fix" in msg and "copy" in msg, msg
+    assert_nothing_left(out)
+
+def _tool_fails_unknown(src, spec, tmp, precision, execution_provider, log, progress, cancel=None, work=None):
+    for i in range(50): log(f"tool line {i}")
+    log("SomeToolError: something nobody foresaw")
+    raise ExportError("the tool failed (exit 1). Last lines:\n  SomeToolError: something nobody foresaw\nFix: run `mistral-onnx doctor` to see.")
+
+@case("translation", "an unknown route failure keeps the tool's message and points to its full log beside the output, not to doctor")
+def test_unknown_route_failure_keeps_its_log(tmp_path, monkeypatch):
+    monkeypatch.setitem(ROUTES, "unknown-failure", Route("unknown-failure", "a test route that fails for no known reason", _tool_fails_unknown, {"cpu": ("fp32",)}))
+    out = tmp_path/"o"
+    with pytest.raises(ExportError) as ei: export("embedded", out, route="unknown-failure")
+    msg = str(ei.value)
+    assert "SomeToolError: something nobody foresaw" in msg and "doctor" not in msg and "full log is kept at" in msg, msg
+    logs = list(tmp_path.glob("o.export-error-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in msg and "tool line 49" in logs[0].read_text()
+    assert_nothing_left(out)
+
+@case("translation", "a real builder failure nobody translates (unknown hidden_act): exit 2 with the builder's own error and its log kept")
+def test_unknown_builder_failure_points_to_log(tmp_path):
+    src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text()); c["hidden_act"] = "no_such_activation"
+    (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
+    code, msg = export_fails("cli", src, out)
+    assert code == 2 and "no_such_activation" in msg and "full log is kept at" in msg and "doctor" not in msg, msg
+    logs = list(tmp_path.glob("o.export-error-*.log"))
+    assert len(logs) == 1 and "no_such_activation" in logs[0].read_text()
+    assert_nothing_left(out)
+
+# ---------------------------------------------------------------- options: every value checked at the edge
+OPTIONS = {"top_k": (["generate", "X", "p", "--top-k", "-5"], "--top-k is -5; allowed: an integer >= 1"),
+           "top_p": (["generate", "X", "p", "--top-p", "2"], "--top-p is 2.0; allowed: a finite number > 0 and <= 1"),
+           "temperature_nan": (["generate", "X", "p", "--temperature", "nan"], "--temperature is nan; allowed: a finite number > 0"),
+           "seed": (["generate", "X", "p", "--seed", "-1"], "allowed: an integer >= 0"),
+           "demo_n_0": (["demo", "-n", "0"], "-n is 0; allowed: an integer >= 1"),
+           "demo_n_neg": (["demo", "-n", "-5"], "-n is -5; allowed: an integer >= 1"),
+           "min_accuracy": (["demo", "--min-accuracy", "1.5"], "allowed: a finite number >= 0 and <= 1"),
+           "accuracy_prompts": (["validate", "embedded", "X", "--accuracy-prompts", "-1"], "--accuracy-prompts is -1; allowed: an integer >= 1"),
+           "decode_steps": (["validate", "embedded", "X", "--decode-steps", "0"], "allowed: an integer >= 1"),
+           "repeats": (["bench", "embedded", "X", "--repeats", "0"], "--repeats is 0; allowed: an integer >= 1 and <= 1000"),
+           "new_tokens": (["bench", "embedded", "X", "--new-tokens", "1"], "--new-tokens is 1; allowed: an integer >= 2"),
+           "not_a_number": (["generate", "X", "p", "--top-k", "many"], "'many' is not an integer")}
+
+@case("options", "exit 2 before any work, naming the option, the value and the allowed range; no traceback")
+@pytest.mark.parametrize("case_", list(OPTIONS))
+def test_cli_option_out_of_range(case_, tmp_path):
+    args, words = OPTIONS[case_]
+    p = cli(*[str(tmp_path/"x") if a == "X" else a for a in args], timeout=60)
+    assert p.returncode == 2 and words in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert list(tmp_path.iterdir()) == []
+
+@case("options", "validate --sequence not PROMPT,STEPS: exit 2 naming the form")
+def test_cli_sequence_malformed(exported):
+    p = cli("validate", "embedded", exported["fp32"], "--sequence", "3,x", timeout=120)
+    assert p.returncode == 2 and "PROMPT,STEPS" in p.stderr and "Fix" in p.stderr, p.stderr
+
+@case("options", "panels refuse a bad value with BadOption naming what is allowed (never a TraitError or a silent clamp)")
+def test_panel_options_refused():
+    from mistral_onnx.env import BadOption
+    from mistral_onnx.widgets import ExportPanel, ChatPanel, BenchPanel
+    for make, words in ((lambda: ExportPanel(route="nope"), "Unknown route 'nope'"),
+                        (lambda: ExportPanel(execution_provider="tpu"), "not available here"),
+                        (lambda: ChatPanel(max_new_tokens=0), "allowed: an integer >= 1 and <= 512"),
+                        (lambda: ChatPanel(max_new_tokens=10_000), "allowed: an integer >= 1 and <= 512"),
+                        (lambda: BenchPanel(prompt_len=-1), "allowed: an integer >= 1"),
+                        (lambda: BenchPanel(repeats=0), "allowed: an integer >= 1 and <= 1000")):
+        with pytest.raises(BadOption, match=words): make()
+
+# ---------------------------------------------------------------- the matrix itself
+def test_every_case_is_classed():
+    "Every test here carries `@case(class, outcome)`: the reliability matrix page is generated from them and cannot miss one."
+    missing = [n for n, f in globals().items() if n.startswith("test_") and callable(f) and n != "test_every_case_is_classed"
+               and not hasattr(f, "reliability")]
+    assert not missing, f"tests without @case(...): {missing}"
