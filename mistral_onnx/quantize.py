@@ -72,6 +72,8 @@ class RssSampler:
         self.sample(); self._t = threading.Thread(target=self._run, daemon=True); self._t.start(); return self
     def __exit__(self, *a):
         self._stop.set(); self._t.join()
+    def start(self): return self.__enter__()
+    def stop(self): self.__exit__()
     @property
     def peak(self) -> int: return max(self.peaks.values(), default=0)
     def stage_peak_rss_bytes(self) -> dict:

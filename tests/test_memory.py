@@ -39,14 +39,26 @@ def test_low_memory_int4_within_1_3x_source(big_fp16, tmp_path):
     assert above <= est.host_peak_bytes - q.BASE_BYTES, "the estimate is below what was measured"
     assert (tmp_path/"int4"/"model.onnx.data").stat().st_size <= est.disk_bytes
 
+def _export_has_low_memory() -> bool:
+    import inspect
+    from mistral_onnx.builder import route_builder
+    return "low_memory" in inspect.signature(route_builder).parameters
+
 @pytest.fixture(scope="module")
 def embedded_pair(tmp_path_factory):
+    "The embedded model in int4 both ways: through `export(..., low_memory=...)` once the builder route has the option, else the driver."
     from mistral_onnx.models import resolve_source
     d, src = tmp_path_factory.mktemp("emb"), resolve_source("embedded")
-    out = {True: d/"low-memory", False: d/"builder"}
+    out, logs = {True: d/"low-memory", False: d/"builder"}, {True: [], False: []}
+    if _export_has_low_memory():
+        from mistral_onnx.export import export
+        run = lambda low: export("embedded", out[low], precision="int4", low_memory=low, log=logs[low].append)
+    else:
+        run = lambda low: profile_builder(src, out[low], "int4", "cpu", low_memory=low, log=logs[low].append)
     from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(2) as ex:                   # two small builder runs side by side (each mostly waits on imports)
-        for f in [ex.submit(profile_builder, src, folder, "int4", "cpu", low_memory=low) for low, folder in out.items()]: f.result()
+    with ThreadPoolExecutor(2) as ex:                   # two small runs side by side (each mostly waits on imports)
+        for f in [ex.submit(run, low) for low in out]: f.result()
+    assert any("one at a time" in l for l in logs[True]) and not any("one at a time" in l for l in logs[False])
     return out
 
 def test_same_model_as_builder_int4(embedded_pair):
