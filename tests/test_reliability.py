@@ -982,3 +982,72 @@ def test_every_case_is_classed():
     missing = [n for n, f in globals().items() if n.startswith("test_") and callable(f) and n != "test_every_case_is_classed"
                and not hasattr(f, "reliability")]
     assert not missing, f"tests without @case(...): {missing}"
+
+# ---------------------------------------------------------------- check PASS means generate starts (04_check, 07_generate: folder helper)
+def _truncate_data(d): f = d/"model.onnx.data"; b = f.read_bytes(); f.write_bytes(b[: len(b) // 2])
+def _genai_set(path, value):
+    def damage(d):
+        f = d/"genai_config.json"; g = json.loads(f.read_text()); node = g
+        *head, last = path
+        for k in head: node = node[k]
+        if value is KeyError: node.pop(last, None); g.get("search", {}).pop("max_length", None)
+        else: node[last] = value
+        f.write_text(json.dumps(g))
+    return damage
+def _no_tokenizer(d): (d/"tokenizer.json").unlink()
+def _corrupt_tokenizer(d): f = d/"tokenizer.json"; f.write_text(f.read_text()[:500])
+
+UNLOADABLE = {"data_truncated": (_truncate_data, "truncated"),
+              "context_string": (_genai_set(("model", "context_length"), "abc"), "context length"),
+              "context_negative": (_genai_set(("model", "context_length"), -5), "context length"),
+              "context_missing": (_genai_set(("model", "context_length"), KeyError), "context length"),
+              "tokenizer_missing": (_no_tokenizer, "tokenizer"),
+              "tokenizer_corrupt": (_corrupt_tokenizer, "tokenizer")}
+
+@case("wrong verdict", "check exits 1 naming what ORT GenAI would trip on; generate exits 2 with the fix and prints no answer")
+@pytest.mark.parametrize("case_", list(UNLOADABLE))
+def test_check_pass_means_generate_starts(case_, exported, tmp_path):
+    d = _copy_export(exported, tmp_path); damage, words = UNLOADABLE[case_]; damage(d)
+    p = cli("check", d, timeout=120)
+    assert p.returncode == 1 and words in p.stdout and "FAIL" in p.stdout.splitlines()[0], p.stdout + p.stderr
+    p = cli("generate", d, "reverse: abc", timeout=120)
+    assert p.returncode == 2 and "Fix" in p.stderr and "Traceback" not in p.stderr and not p.stdout.strip(), (p.stdout, p.stderr)
+
+@case("wrong verdict", "generate on NaN logits exits 2 ('NaN or infinite') instead of printing an empty answer with exit 0")
+def test_generate_nan_logits_refused(exported, tmp_path):
+    d = _copy_export(exported, tmp_path); _poison_graph_weights(d)
+    p = cli("generate", d, "reverse: abc", timeout=120)
+    assert p.returncode == 2 and "NaN or infinite" in p.stderr and "Fix" in p.stderr and not p.stdout.strip(), (p.stdout, p.stderr)
+
+@case("wrong verdict", "diagnose exits 1 on a model folder whose config says 8 KV heads where the weights hold 2, naming k_proj")
+def test_diagnose_reads_the_weights(tmp_path):
+    src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text())
+    (src/"config.json").write_text(json.dumps({**c, "num_key_value_heads": 8}))
+    p = cli("diagnose", src, timeout=120)
+    assert p.returncode == 1 and "k_proj" in p.stdout, p.stdout + p.stderr
+
+# ---------------------------------------------------------------- bounded work in exported folders
+def _layers_1e9_genai(d):
+    (d/"export_report.json").unlink()
+    f = d/"genai_config.json"; g = json.loads(f.read_text()); g["model"]["decoder"]["num_hidden_layers"] = 10**9; f.write_text(json.dumps(g))
+def _layers_1e9_report(d):
+    f = d/"export_report.json"; r = json.loads(f.read_text()); r["source_config"]["num_hidden_layers"] = 10**9; f.write_text(json.dumps(r))
+
+@case("bounded work", "check exits 1, generate 2, diagnose 1, in seconds (no MemoryError): the layer count beyond the graph named")
+@pytest.mark.parametrize("where", ["genai_config", "export_report"])
+def test_absurd_layer_count_in_folder(where, exported, tmp_path):
+    d = _copy_export(exported, tmp_path); (_layers_1e9_genai if where == "genai_config" else _layers_1e9_report)(d)
+    for args, code in ((("check", d), 1), (("generate", d, "reverse: abc"), 2), (("diagnose", d), 1)):
+        p = cli(*args, timeout=120)                          # a memory bomb fails by the timeout (or MemoryError's exit 1 + traceback)
+        assert p.returncode == code and "1000000000" in p.stdout + p.stderr and "Traceback" not in p.stderr, (args, p.returncode, p.stdout[-500:], p.stderr[-500:])
+
+@case("bounded work", "a FIFO named model.onnx / genai_config.json / a workflow json: exit 2 naming the FIFO; no hang")
+@pytest.mark.parametrize("name", ["model.onnx", "genai_config.json", "workflow"])
+def test_fifo_in_export_refused(name, exported, tmp_path):
+    if name == "workflow": target = tmp_path/"wf.json"; os.mkfifo(target); cmds = [("diagnose", target)]
+    else:
+        d = _copy_export(exported, tmp_path); (d/name).unlink(); os.mkfifo(d/name)
+        cmds = [("check", d), ("generate", d, "reverse: abc")]
+    for args in cmds:
+        p = cli(*args, timeout=60)
+        assert p.returncode == 2 and "FIFO" in p.stderr and "Fix" in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)
