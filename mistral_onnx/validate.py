@@ -98,7 +98,8 @@ class GraphRunner:
 
     def prefill(self, ids:list, capacity:int) -> np.ndarray:
         "Logits [len(ids), vocab] of the prompt, from an empty cache able to hold `capacity` tokens."
-        n = (self.window or capacity) if self.shared else 0    # CUDA wants a windowed buffer exactly the window long
+        ring = getattr(self.folder, "window_cache", None) == "ring"   # a window-long cache (else the graph masks the window over a full one)
+        n = ((self.window or capacity) if ring else capacity) if self.shared else 0    # CUDA wants a ring buffer exactly the window long
         z = lambda: self._ov(np.zeros((1, self.kv_heads, n, self.spec.head_dim), dtype=self.dtype))  # one buffer each: on CPU an OrtValue wraps the array
         self.cache = [(z(), z()) for _ in self.past]
         self.pos = len(ids)
@@ -146,9 +147,14 @@ class Phase:
     agree:int=0                 # positions whose greedy token equals the reference's
     overlap_sum:float=0.0
     error:str|None=None         # the exception a runner raised
+    nonfinite:int=0             # positions whose logits held NaN or inf
 
     def add(self, got:np.ndarray, ref:np.ndarray, where:str):
-        "Compare one row of logits with the reference's."
+        "Compare one row of logits with the reference's; NaN or inf in the export's logits fails the phase at once."
+        if not np.isfinite(got).all():   # |NaN - x| compares False with every tolerance: it must fail here, not pass as 0
+            self.count += 1; self.max_diff = float("inf"); self.nonfinite += 1
+            if self.first_bad is None: self.first_bad = f"{where}: {int((~np.isfinite(got)).sum())} of {got.size} logits are NaN or inf"
+            return
         d = np.abs(got - ref)
         self.count += 1; self.max_diff = max(self.max_diff, float(d.max())); self.sum_diff += float(d.mean())
         self.agree += int(got.argmax() == ref.argmax())
@@ -165,7 +171,7 @@ class Phase:
     def overlap(self): return self.overlap_sum / max(self.count, 1)
     @property
     def ok(self) -> bool:
-        if self.error or not self.count: return False
+        if self.error or not self.count or self.nonfinite: return False
         t = TOLERANCES[self.precision]
         return self.first_bad is None if "atol" in t else self.overlap >= t["min_overlap"]
 
@@ -283,6 +289,8 @@ def validate(source,                       # the model exported: "embedded", a f
     precision = precision or folder.precision
     if precision is None: raise CheckError(f"{folder.path} has no export_report.json saying its precision.", "pass precision='fp32' (or fp16, int4, ...).")
     if precision not in TOLERANCES: raise BadOption(f"Unknown precision {precision!r}.", f"pass one of {', '.join(TOLERANCES)}.")
+    if accuracy_prompts is not None and (not isinstance(accuracy_prompts, int) or isinstance(accuracy_prompts, bool) or accuracy_prompts < 1):
+        raise BadOption(f"accuracy_prompts is {accuracy_prompts!r}; allowed: an integer >= 1.", "pass a positive number of prompts, or None.")
     ep = execution_provider or folder.execution_provider
     src = resolve_source(source)
     spec = ModelSpec.from_pretrained(src)
