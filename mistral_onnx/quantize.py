@@ -313,8 +313,7 @@ def weight_bytes(src:str|Path) -> int:
 
 def _stage_source(src:Path, work:Path) -> Path:
     "A folder of links to `src` with the config the export hands the builder."
-    try: from mistral_onnx.builder import builder_config
-    except ImportError: from mistral_onnx.export import builder_config
+    from mistral_onnx.builder import builder_config              # same layer (routes); never mistral_onnx.export, which calls this module
     st = work/"source"; st.mkdir(parents=True, exist_ok=True)
     for f in src.iterdir():
         if f.name != "config.json" and not (st/f.name).exists(): (st/f.name).symlink_to(f.resolve())
