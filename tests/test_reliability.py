@@ -633,6 +633,7 @@ def test_stale_cleanup_matches_names_literally(name, other, tmp_path):
 
 @case("data loss", "exit 0; the decoy partial/old folders of output 'ab' unchanged; no leftovers")
 def test_export_named_like_a_pattern_cli(tmp_path):
+    "`mistral-onnx export embedded 'a*'` beside another output's partial and set-aside folders."
     out = tmp_path/"a*"; decoys = _decoys(tmp_path, "ab")
     p = cli("export", "embedded", out)
     assert p.returncode == 0, p.stderr
@@ -641,6 +642,7 @@ def test_export_named_like_a_pattern_cli(tmp_path):
 
 @case("data loss", "a new export gets 0777 less the umask; --overwrite keeps the replaced folder's mode (2775) and group")
 def test_folder_mode_follows_umask_and_replaced_folder(exported, tmp_path):
+    'A new export under umask 002, and --overwrite of a shared setgid 2775 folder.'
     from mistral_onnx.export import Transaction
     old = os.umask(0o002)
     try:
@@ -656,6 +658,7 @@ def test_folder_mode_follows_umask_and_replaced_folder(exported, tmp_path):
 @case("data loss", "exit 2 naming the link and its target, with the fix; the link and its target unchanged")
 @pytest.mark.parametrize("mode", MODES)
 def test_overwrite_refuses_a_symlinked_output(mode, exported, tmp_path):
+    '--overwrite on an output that is a symbolic link to an export (`latest -> v1`).'
     target = _copy_export(exported, tmp_path, "v1"); h = tree_hash(target)
     link = tmp_path/"latest"; link.symlink_to(target)
     code, msg = export_fails(mode, "embedded", link, "--overwrite")
@@ -671,6 +674,7 @@ def _olive_workflow(tmp_path) -> Path:
 
 @case("data loss", "exit 2: 'already exists' naming --overwrite; the existing file (or the input itself) unchanged")
 def test_diagnose_write_fixed_refuses_existing_file(tmp_path):
+    "`diagnose --write-fixed F` where F exists: a file of the user's, and the workflow config being diagnosed."
     wf = _olive_workflow(tmp_path); before = wf.read_text()
     mine = tmp_path/"notes.json"; mine.write_text("my notes")
     for target in (mine, wf):
@@ -682,6 +686,7 @@ def test_diagnose_write_fixed_refuses_existing_file(tmp_path):
 
 @case("data loss", "exit 2 before measuring: 'already exists' naming --overwrite; the file unchanged")
 def test_bench_json_refuses_existing_file(exported, tmp_path):
+    '`bench --json F` where F exists.'
     f = tmp_path/"results.json"; f.write_text("last week's numbers")
     p = cli("bench", "embedded", exported["fp32"], "--json", f, "--runner", "ortgenai", timeout=60)
     assert p.returncode == 2 and "already exists" in p.stderr and "--overwrite" in p.stderr, p.stderr
@@ -689,6 +694,7 @@ def test_bench_json_refuses_existing_file(exported, tmp_path):
 
 @case("data loss", "demo exits 2 on an output that is not an earlier demo's export, naming --overwrite; the folder unchanged")
 def test_demo_keeps_a_foreign_export(exported, tmp_path):
+    '`demo --out D` where D is an export of another model, not an earlier demo.'
     out = _copy_export(exported, tmp_path, "mine")
     r = json.loads((out/"export_report.json").read_text()); r["source"] = "/models/my-finetune"
     (out/"export_report.json").write_text(json.dumps(r)); h = tree_hash(out)
@@ -707,6 +713,7 @@ def _point_graph_outside(d:Path, how:str, tmp_path:Path):
 @case("outside folder", "check and generate exit 2: 'outside the folder' / 'not a name inside the folder' with the fix")
 @pytest.mark.parametrize("how", ["relative", "absolute"])
 def test_graph_filename_outside_folder(how, exported, tmp_path):
+    "genai_config's `filename` is `../other/model.onnx` or an absolute path."
     d = _copy_export(exported, tmp_path); _point_graph_outside(d, how, tmp_path)
     for args in (("check", d), ("generate", d, "reverse: abc")):
         p = cli(*args, timeout=120)
@@ -715,6 +722,7 @@ def test_graph_filename_outside_folder(how, exported, tmp_path):
 
 @case("outside folder", "validate exits 1: the graph's runners fail with 'outside the folder'; no PASS")
 def test_validate_graph_outside_folder(exported, tmp_path):
+    '`validate` on a folder whose genai_config names a graph outside it.'
     d = _copy_export(exported, tmp_path); _point_graph_outside(d, "relative", tmp_path)
     p = cli("validate", "embedded", d, "--sequence", "3,2", timeout=300)
     assert p.returncode in (1, 2) and "outside the folder" in p.stdout + p.stderr and "PASS" not in p.stdout.splitlines()[0:1], p.stdout + p.stderr
@@ -730,6 +738,7 @@ def _external_data_to(d:Path, location:str):
 @case("outside folder", "check exits 1: 'external data ... outside the folder'; generate exits 2")
 @pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink"])
 def test_external_data_outside_folder(how, exported, tmp_path):
+    "model.onnx's external-data location is `../x.data`, an absolute path, or a symlink out of the folder."
     d = _copy_export(exported, tmp_path); outside = tmp_path/"elsewhere.data"; shutil.copy2(d/"model.onnx.data", outside)
     if how == "symlink": (d/"model.onnx.data").unlink(); (d/"model.onnx.data").symlink_to(outside)
     else: _external_data_to(d, "../elsewhere.data" if how == "dotdot" else str(outside))
@@ -742,6 +751,7 @@ def test_external_data_outside_folder(how, exported, tmp_path):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("how", ["absolute", "dotdot"])
 def test_shard_outside_source_refused(mode, how, tmp_path):
+    'model.safetensors.index.json names a shard by absolute path or `../`.'
     src = src_copy(tmp_path); outside = tmp_path/"stolen.safetensors"; shutil.copy2(src/"model.safetensors", outside)
     name = str(outside) if how == "absolute" else "../stolen.safetensors"
     (src/"model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": {"model.embed_tokens.weight": name}}))
@@ -758,6 +768,7 @@ def _with_nan(src:Path, tensor="model.layers.0.mlp.down_proj.weight"):
 
 @case("wrong verdict", "export exits 2: 'NaN or infinite' naming the tensors, with the fix; nothing written")
 def test_nan_weights_fail_the_export(tmp_path):
+    'A source whose weights hold NaN (every 7th value of one tensor).'
     src = src_copy(tmp_path); _with_nan(src); out = tmp_path/"o"
     code, msg = export_fails("cli", src, out)
     assert code == 2 and "NaN or infinite" in msg and "Fix" in msg, msg
@@ -774,6 +785,7 @@ def _poison_graph_weights(d:Path):
 
 @case("wrong verdict", "validate exits 1 on NaN logits ('NaN or inf'), never PASS with max |diff| 0")
 def test_nan_logits_fail_validate(exported, tmp_path):
+    'An export whose layer-0 weights were overwritten with NaN, validated against PyTorch.'
     d = _copy_export(exported, tmp_path); _poison_graph_weights(d)
     p = cli("validate", "embedded", d, "--runner", "onnxruntime", "--sequence", "3,2", timeout=300)
     assert p.returncode == 1 and "NaN or inf" in p.stdout and "FAIL" in p.stdout, p.stdout + p.stderr
@@ -781,6 +793,7 @@ def test_nan_logits_fail_validate(exported, tmp_path):
 @case("wrong verdict", "exit 2 naming the field, its value and config.json, with the fix; nothing written")
 @pytest.mark.parametrize("field,value", [("max_position_embeddings", 0), ("sliding_window", -5)])
 def test_unloadable_or_wrong_config_values_refused(field, value, tmp_path):
+    '`max_position_embeddings: 0` (unloadable) or `sliding_window: -5` (wrong answers) in config.json.'
     src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text()); c[field] = value
     (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
     code, msg = export_fails("cli", src, out)
@@ -789,6 +802,7 @@ def test_unloadable_or_wrong_config_values_refused(field, value, tmp_path):
 
 @case("wrong verdict", "bench exits 2 on a missing export and when no ONNX runner can run a garbage one; never 0")
 def test_bench_missing_or_garbage_export(exported, tmp_path):
+    '`bench` on a folder that does not exist, and on one whose model.onnx is garbage.'
     p = cli("bench", "embedded", tmp_path/"nothing", "--runner", "ortgenai", timeout=120)
     assert p.returncode == 2 and "Fix" in p.stderr, p.stderr
     d = _copy_export(exported, tmp_path); (d/"model.onnx").write_bytes(b"garbage" * 50)
@@ -802,6 +816,7 @@ def test_bench_missing_or_garbage_export(exported, tmp_path):
                                                ("vocab_size", 10**9, "embed_tokens.weight has"),
                                                ("max_position_embeddings", 10**13, "rotary tables")], ids=["layers", "vocab", "context"])
 def test_absurd_sizes_refused_before_allocating(field, value, words, tmp_path):
+    '`num_hidden_layers`/`vocab_size` 1e9 or `max_position_embeddings` 1e13 in config.json.'
     src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text()); c[field] = value
     (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
     code, msg = export_fails("cli", src, out, timeout=120)          # a hang or a memory bomb fails by the timeout
@@ -811,6 +826,7 @@ def test_absurd_sizes_refused_before_allocating(field, value, words, tmp_path):
 @case("bounded work", "exit 2 naming the FIFO, with the fix; no hang (bounded by the test's timeout)")
 @pytest.mark.parametrize("name", ["config.json", "model.safetensors", "tokenizer.json", "SOURCE"])
 def test_fifo_in_source_refused(name, tmp_path):
+    'A FIFO named config.json, model.safetensors or tokenizer.json in the source, or the source itself a FIFO.'
     src = src_copy(tmp_path)
     if name == "SOURCE": shutil.rmtree(src); os.mkfifo(src)
     else: (src/name).unlink(); os.mkfifo(src/name)
@@ -822,6 +838,7 @@ def test_fifo_in_source_refused(name, tmp_path):
 # ---------------------------------------------------------------- signals: clean exits, 130, leftovers of a killed run cleaned
 @case("signals", "SIGHUP: exit 130; builder gone; nothing beside the output, $TMPDIR empty, source unchanged")
 def test_sighup_during_export(tmp_path):
+    'SIGHUP (the terminal closed) while the builder runs.'
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); out = tmp_path/"o"; src = src_copy(tmp_path); h = tree_hash(src)
     p, so, se, pids = _start_and_signal(["export", src, out], str(tmp_path), signal.SIGHUP, tmpdir)
     assert p.returncode == 130 and "interrupted" in se and "Traceback" not in se, (p.returncode, se)
@@ -831,6 +848,7 @@ def test_sighup_during_export(tmp_path):
 
 @case("signals", "Ctrl-C pressed 4 times: exit 130 (never -2), one message, nothing beside the output, $TMPDIR empty")
 def test_repeated_sigint_during_export(tmp_path):
+    'Ctrl-C pressed four times in quick succession while the builder runs.'
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); out = tmp_path/"o"; src = src_copy(tmp_path)
     env = dict(os.environ, TMPDIR=str(tmpdir))
     p = subprocess.Popen([str(BIN/"mistral-onnx"), "export", str(src), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -846,6 +864,7 @@ def test_repeated_sigint_during_export(tmp_path):
 
 @case("signals", "a dead export's $TMPDIR/mo-work-* is removed by the next export; a live one's and a stranger's are kept")
 def test_killed_exports_work_folder_cleaned_by_next(tmp_path, monkeypatch):
+    "$TMPDIR holding a SIGKILLed export's work folder, a running one's, and a folder that is not provably ours."
     import fcntl, tempfile
     from mistral_onnx.export import Transaction
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
@@ -873,6 +892,7 @@ print("converting", flush=True)
 
 @case("signals", "leaving Python while ExportPanel exports: exit 0; no lock, partial folder or $TMPDIR work folder left; builder gone")
 def test_interpreter_exit_with_export_panel_running(tmp_path):
+    "A script starts ExportPanel's export and ends while the builder runs."
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir(); out = tmp_path/"o"; src = src_copy(tmp_path)
     p = subprocess.run([sys.executable, "-c", PANEL_EXIT, str(src), str(out)], capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, TMPDIR=str(tmpdir)))
@@ -886,6 +906,7 @@ def test_interpreter_exit_with_export_panel_running(tmp_path):
 @case("translation", "exit 2 naming the field, its value and config.json, with the fix; the builder never runs")
 @pytest.mark.parametrize("field,value", [("rope_theta", "abc"), ("intermediate_size", "128"), ("rms_norm_eps", -1), ("tie_word_embeddings", "no")])
 def test_config_field_wrong_type_named(field, value, tmp_path):
+    'A config value of the wrong type: `rope_theta: "abc"`, `intermediate_size: "128"`, `rms_norm_eps: -1`, `tie_word_embeddings: "no"`.'
     src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text()); c[field] = value
     (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
     code, msg = export_fails("cli", src, out)
@@ -894,8 +915,9 @@ def test_config_field_wrong_type_named(field, value, tmp_path):
 
 @case("translation", "exit 2 naming the field, the weight that contradicts it and the value to set")
 @pytest.mark.parametrize("field,fix", [("intermediate_size", "set intermediate_size to {}"), ("hidden_size", "set hidden_size to {}"),
-                                       ("num_attention_heads", "q_proj")])
+                                       ("num_attention_heads", "q_proj")], ids=["intermediate_size", "hidden_size", "num_attention_heads"])
 def test_config_inconsistent_with_weights_named(field, fix, tmp_path):
+    "A size in config.json that the weights contradict (halved, or heads set to the KV heads): named with the weight's shape, before the builder runs."
     src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text())
     fix = fix.format(c[field]); c[field] = c[field] // 2 if field != "num_attention_heads" else c["num_key_value_heads"]
     (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
@@ -906,6 +928,7 @@ def test_config_inconsistent_with_weights_named(field, fix, tmp_path):
 @case("translation", "exit 2 naming the tokenizer file that does not parse, with the fix")
 @pytest.mark.parametrize("name", ["tokenizer.json", "tokenizer_config.json"])
 def test_corrupt_tokenizer_file_named(name, tmp_path):
+    'tokenizer.json or tokenizer_config.json cut in half.'
     src = src_copy(tmp_path); f = src/name; f.write_text(f.read_text()[: len(f.read_text()) // 2]); out = tmp_path/"o"
     code, msg = export_fails("cli", src, out)
     assert code == 2 and name in msg and "Fix" in msg and "copy" in msg, msg
@@ -918,6 +941,7 @@ def _tool_fails_unknown(src, spec, tmp, precision, execution_provider, log, prog
 
 @case("translation", "an unknown route failure keeps the tool's message and points to its full log beside the output, not to doctor")
 def test_unknown_route_failure_keeps_its_log(tmp_path, monkeypatch):
+    "A route that fails for a reason nobody translated (its message says 'run doctor')."
     monkeypatch.setitem(ROUTES, "unknown-failure", Route("unknown-failure", "a test route that fails for no known reason", _tool_fails_unknown, {"cpu": ("fp32",)}))
     out = tmp_path/"o"
     with pytest.raises(ExportError) as ei: export("embedded", out, route="unknown-failure")
@@ -929,6 +953,7 @@ def test_unknown_route_failure_keeps_its_log(tmp_path, monkeypatch):
 
 @case("translation", "a real builder failure nobody translates (unknown hidden_act): exit 2 with the builder's own error and its log kept")
 def test_unknown_builder_failure_points_to_log(tmp_path):
+    '`hidden_act: no_such_activation`: the model builder itself fails.'
     src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text()); c["hidden_act"] = "no_such_activation"
     (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
     code, msg = export_fails("cli", src, out)
@@ -954,6 +979,7 @@ OPTIONS = {"top_k": (["generate", "X", "p", "--top-k", "-5"], "--top-k is -5; al
 @case("options", "exit 2 before any work, naming the option, the value and the allowed range; no traceback")
 @pytest.mark.parametrize("case_", list(OPTIONS))
 def test_cli_option_out_of_range(case_, tmp_path):
+    'A flag outside its range: --top-k -5, --top-p 2, --temperature nan, demo -n 0, --accuracy-prompts -1, ...'
     args, words = OPTIONS[case_]
     p = cli(*[str(tmp_path/"x") if a == "X" else a for a in args], timeout=60)
     assert p.returncode == 2 and words in p.stderr and "Traceback" not in p.stderr, p.stderr
@@ -961,11 +987,13 @@ def test_cli_option_out_of_range(case_, tmp_path):
 
 @case("options", "validate --sequence not PROMPT,STEPS: exit 2 naming the form")
 def test_cli_sequence_malformed(exported):
+    '`validate --sequence 3,x`.'
     p = cli("validate", "embedded", exported["fp32"], "--sequence", "3,x", timeout=120)
     assert p.returncode == 2 and "PROMPT,STEPS" in p.stderr and "Fix" in p.stderr, p.stderr
 
 @case("options", "panels refuse a bad value with BadOption naming what is allowed (never a TraitError or a silent clamp)")
 def test_panel_options_refused():
+    'Panels built with an unknown route or provider, max tokens 0 or 10000, prompt length -1, repeats 0.'
     from mistral_onnx.env import BadOption
     from mistral_onnx.widgets import ExportPanel, ChatPanel, BenchPanel
     for make, words in ((lambda: ExportPanel(route="nope"), "Unknown route 'nope'"),
@@ -1007,6 +1035,7 @@ UNLOADABLE = {"data_truncated": (_truncate_data, "truncated"),
 @case("wrong verdict", "check exits 1 naming what ORT GenAI would trip on; generate exits 2 with the fix and prints no answer")
 @pytest.mark.parametrize("case_", list(UNLOADABLE))
 def test_check_pass_means_generate_starts(case_, exported, tmp_path):
+    'A folder ORT GenAI cannot use: truncated model.onnx.data, context_length a string/negative/missing, tokenizer.json missing or corrupt.'
     d = _copy_export(exported, tmp_path); damage, words = UNLOADABLE[case_]; damage(d)
     p = cli("check", d, timeout=120)
     assert p.returncode == 1 and words in p.stdout and "FAIL" in p.stdout.splitlines()[0], p.stdout + p.stderr
@@ -1015,12 +1044,14 @@ def test_check_pass_means_generate_starts(case_, exported, tmp_path):
 
 @case("wrong verdict", "generate on NaN logits exits 2 ('NaN or infinite') instead of printing an empty answer with exit 0")
 def test_generate_nan_logits_refused(exported, tmp_path):
+    '`generate` on an export whose weights hold NaN.'
     d = _copy_export(exported, tmp_path); _poison_graph_weights(d)
     p = cli("generate", d, "reverse: abc", timeout=120)
     assert p.returncode == 2 and "NaN or infinite" in p.stderr and "Fix" in p.stderr and not p.stdout.strip(), (p.stdout, p.stderr)
 
 @case("wrong verdict", "diagnose exits 1 on a model folder whose config says 8 KV heads where the weights hold 2, naming k_proj")
 def test_diagnose_reads_the_weights(tmp_path):
+    '`diagnose` on a model folder whose config says 8 KV heads where the weights hold 2.'
     src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text())
     (src/"config.json").write_text(json.dumps({**c, "num_key_value_heads": 8}))
     p = cli("diagnose", src, timeout=120)
@@ -1036,6 +1067,7 @@ def _layers_1e9_report(d):
 @case("bounded work", "check exits 1, generate 2, diagnose 1, in seconds (no MemoryError): the layer count beyond the graph named")
 @pytest.mark.parametrize("where", ["genai_config", "export_report"])
 def test_absurd_layer_count_in_folder(where, exported, tmp_path):
+    "`num_hidden_layers: 1e9` in an export's genai_config or report, then check, generate, diagnose."
     d = _copy_export(exported, tmp_path); (_layers_1e9_genai if where == "genai_config" else _layers_1e9_report)(d)
     for args, code in ((("check", d), 1), (("generate", d, "reverse: abc"), 2), (("diagnose", d), 1)):
         p = cli(*args, timeout=120)                          # a memory bomb fails by the timeout (or MemoryError's exit 1 + traceback)
@@ -1044,6 +1076,7 @@ def test_absurd_layer_count_in_folder(where, exported, tmp_path):
 @case("bounded work", "a FIFO named model.onnx / genai_config.json / a workflow json: exit 2 naming the FIFO; no hang")
 @pytest.mark.parametrize("name", ["model.onnx", "genai_config.json", "workflow"])
 def test_fifo_in_export_refused(name, exported, tmp_path):
+    'A FIFO named model.onnx or genai_config.json in an export, or given to diagnose as a workflow json.'
     if name == "workflow": target = tmp_path/"wf.json"; os.mkfifo(target); cmds = [("diagnose", target)]
     else:
         d = _copy_export(exported, tmp_path); (d/name).unlink(); os.mkfifo(d/name)
