@@ -191,6 +191,17 @@ def _graph_unsupported(g, op_types=("MatMul",), exclude=()) -> str|None:
             fed[b.name] = node.name
     return None
 
+def _quantizer(bits, block_size, is_symmetric, accuracy_level, op_types=("MatMul",)):
+    "onnxruntime's `DefaultWeightOnlyQuantizer` for this recipe (QOperator format), built the way `MatMulNBitsQuantizer` builds it."
+    import inspect
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantizer, DefaultWeightOnlyQuantConfig
+    from onnxruntime.quantization.quant_utils import QuantFormat
+    kw = dict(block_size=block_size, is_symmetric=is_symmetric, accuracy_level=accuracy_level, quant_format=QuantFormat.QOperator,
+              op_types_to_quantize=tuple(op_types), bits=bits)
+    known = inspect.signature(DefaultWeightOnlyQuantConfig).parameters
+    if bits != 4 and "bits" not in known: raise NotImplementedError(f"this onnxruntime quantizes only 4 bits, not {bits}")
+    return DefaultWeightOnlyQuantizer(DefaultWeightOnlyQuantConfig(**{k: v for k, v in kw.items() if k in known}))
+
 def quantize_matmuls(m,                        # an onnx_ir Model, changed in place
                      bits:int=4,               # 4 or 8
                      block_size:int=32,        # weights per block along K (one scale each)
@@ -203,13 +214,10 @@ def quantize_matmuls(m,                        # an onnx_ir Model, changed in pl
                     ) -> dict:                 # {'quantized': n, 'released_bytes': ...}
     "Replace each constant 2-D MatMul weight by MatMulNBits, one weight at a time, as `MatMulNBitsQuantizer` (DEFAULT, QOperator) writes it."
     import numpy as np, onnx_ir as ir
-    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantizer, DefaultWeightOnlyQuantConfig
-    from onnxruntime.quantization.quant_utils import QuantFormat
     g, exclude = m.graph, set(nodes_to_exclude)
     why = _graph_unsupported(g, op_types, exclude)
     if why is not None: raise NotImplementedError(f"one-weight-at-a-time quantization does not reproduce {why}")
-    q = DefaultWeightOnlyQuantizer(DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=is_symmetric,
-        accuracy_level=accuracy_level, quant_format=QuantFormat.QOperator, op_types_to_quantize=tuple(op_types), bits=bits))
+    q = _quantizer(bits, block_size, is_symmetric, accuracy_level, op_types)
     m.opset_imports["com.microsoft"] = 1
     def init(name, arr):
         t = ir.Tensor(arr, name=name)
@@ -250,6 +258,9 @@ def low_memory_to_nbits(model, orig=None):
     qa, why = model.quant_attrs, _low_memory_unsupported(model)
     if why is None:
         why = _graph_unsupported(model.model.graph, qa["op_types_to_quantize"], set(qa["nodes_to_exclude"]))
+    if why is None:
+        try: _quantizer(qa["bits"], qa["matmul_block_size"], qa["is_symmetric"], qa["accuracy_level"], qa["op_types_to_quantize"])
+        except Exception as e: why = f"this onnxruntime's quantizer ({type(e).__name__}: {e})"
     if why is not None:
         print(f"mistral_onnx: low-memory quantization does not reproduce {why}; using the builder's own to_nbits "
               "(peak host memory about 2.5x the weights)", flush=True)
