@@ -8,7 +8,7 @@ the very files on disk, through a link to the installed module), and a `sitecust
 from `importlib.metadata`. The commands run as a user types them, in subprocesses that see only that metadata.
 The two-flavours case keeps both distributions' metadata, one of whose RECORD no longer matches the files on disk
 (what pip leaves when a second flavour is installed over the first)."""
-import json, os, shutil, subprocess, sys
+import json, os, re, shutil, subprocess, sys
 from importlib import metadata
 from pathlib import Path
 import pytest
@@ -31,13 +31,14 @@ machinery.PathFinder.find_distributions = classmethod(_find_distributions)
 def _dist_info(dist) -> Path:
     return next(f for f in dist.files if f.name == "METADATA").locate().parent
 
-def _clone(real:str, name:str, site:Path, stale:bool=False):
-    "Copy distribution `real`'s metadata into `site` as distribution `name`; `stale`: its native library's hash is another build's."
-    d = metadata.distribution(real); src = _dist_info(d)
-    dst = site/f"{name.replace('-', '_')}-{d.version}.dist-info"; shutil.copytree(src, dst)
-    if name != real:
-        meta = [f"Name: {name}" if l.startswith("Name:") else l.replace(f"Requires-Dist: {CPU['onnxruntime']}>", f"Requires-Dist: {CUDA['onnxruntime']}>")
-                for l in (dst/"METADATA").read_text().splitlines()]
+def _clone(real:str, name:str, site:Path, stale:bool=False, version:str|None=None):
+    """Copy distribution `real`'s metadata into `site` as distribution `name` (at `version`, default the real one);
+    `stale`: its native library's hash is another build's."""
+    d = metadata.distribution(real); src = _dist_info(d); version = version or d.version
+    dst = site/f"{name.replace('-', '_')}-{version}.dist-info"; shutil.copytree(src, dst)
+    if name != real or version != d.version:
+        meta = [f"Name: {name}" if l.startswith("Name:") else f"Version: {version}" if l.startswith("Version:") else
+                l.replace(f"Requires-Dist: {CPU['onnxruntime']}>", f"Requires-Dist: {CUDA['onnxruntime']}>") for l in (dst/"METADATA").read_text().splitlines()]
         (dst/"METADATA").write_text("\n".join(meta) + "\n")
     rows = [r.replace(src.name + "/", dst.name + "/") for r in (dst/"RECORD").read_text().splitlines()]
     if stale:
@@ -49,7 +50,7 @@ def _clone(real:str, name:str, site:Path, stale:bool=False):
     for top in (dst/"top_level.txt").read_text().split():
         if not (site/top).exists(): (site/top).symlink_to(d.locate_file(top), target_is_directory=True)
 
-def _env(tmp_path:Path, case:str) -> dict:
+def _env(tmp_path:Path, case:str, genai_version:str|None=None) -> dict:
     """The environment of a subprocess that sees one case: 'cuda' (only the CUDA distributions), 'cuda-over-cpu'
     (both, the CUDA build's files on disk), 'cpu-over-cuda' (both, the CPU build's files on disk)."""
     site = tmp_path/f"site-{case}"; site.mkdir()
@@ -57,7 +58,7 @@ def _env(tmp_path:Path, case:str) -> dict:
     hide = []
     for mod in CPU:
         real = _dist_info(metadata.distribution(CPU[mod]))
-        if case == "cuda": _clone(CPU[mod], CUDA[mod], site); hide.append(real)
+        if case == "cuda": _clone(CPU[mod], CUDA[mod], site, version=genai_version if mod == "onnxruntime_genai" else None); hide.append(real)
         elif case == "cuda-over-cpu":
             _clone(CPU[mod], CUDA[mod], site); (site/"stale").mkdir(exist_ok=True)
             _clone(CPU[mod], CPU[mod], site/"stale", stale=True); hide.append(real)
@@ -121,3 +122,39 @@ def test_two_flavours_named_with_repair(tmp_path, case, on_disk, other):
     assert on_disk in p.stdout and other in p.stdout and "pip uninstall" in p.stdout, p.stdout + p.stderr
     p = cli("doctor", "--json", env=env)
     assert "pip uninstall" in p.stdout and other in p.stdout, p.stdout + p.stderr
+
+def test_fix_names_the_installed_flavour(tmp_path):
+    "A CUDA install too old for the builder: the fix upgrades onnxruntime-genai-cuda; it must not install the CPU flavour beside it."
+    env = _env(tmp_path, "cuda", genai_version="0.13.0")
+    p = cli("doctor", "--json", env=env)
+    rep = json.loads(p.stdout); b = rep["routes"]["builder"]
+    assert not b["works"] and any("0.13.0" in x for x in b["problems"]), b
+    assert "onnxruntime-genai-cuda" in b["fix"], b["fix"]
+    assert not re.search(r"(^|[\s'\"])onnxruntime-genai(?!-cuda)\b", b["fix"]), b["fix"]   # the CPU distribution would make two flavours
+    p = cli("export", "embedded", tmp_path/"out", env=env)
+    assert p.returncode == 2 and "onnxruntime-genai-cuda" in p.stderr and not (tmp_path/"out").exists(), p.stderr
+
+NO_RUNTIME = '''
+import sys
+from importlib import machinery
+class _Block:
+    "As if neither runtime were installed: their modules cannot be imported, their metadata is not found."
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.split(".")[0] in ("onnxruntime", "onnxruntime_genai"): raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+_orig = machinery.PathFinder.find_distributions
+def _fd(cls, *a, **k):
+    for d in _orig(*a, **k):
+        if (d.metadata["Name"] or "").lower() not in ("onnxruntime", "onnxruntime-genai"): yield d
+machinery.PathFinder.find_distributions = classmethod(_fd)
+sys.meta_path.insert(0, _Block)
+'''
+
+def test_no_runtime_says_which_extra(tmp_path):
+    "`pip install mistral_onnx` with no extra installs no runtime: doctor says to pick the `cpu` or `cuda` extra, no traceback."
+    (tmp_path/"sitecustomize.py").write_text(NO_RUNTIME)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(tmp_path), os.environ.get("PYTHONPATH", "")] if p)}
+    p = cli("doctor", env=env)
+    assert "Traceback" not in p.stderr and "mistral_onnx[cpu]" in p.stdout + p.stderr and "mistral_onnx[cuda]" in p.stdout + p.stderr, p.stdout + p.stderr
+    p = cli("export", "embedded", tmp_path/"out", env=env)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "mistral_onnx[cpu]" in p.stderr, p.stderr
