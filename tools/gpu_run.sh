@@ -56,8 +56,8 @@ prepare() {
         | sed 's/[ ;<>=!~\[].*//' | tr 'A-Z_' 'a-z-' | grep -vxE "$IMAGE_HAS")
   echo "carried dependencies: $need"
   rm -rf "$cache/deps" && mkdir -p "$cache/deps" && python3 -m pip download -q $plat -d "$cache/deps" $need
-  for w in "$cache"/deps/*.whl; do    # what the image has already: its version is used, the wheel need not travel
-    n=$(basename "$w" | cut -d- -f1 | tr 'A-Z_' 'a-z-'); echo "$n" | grep -qxE "$IMAGE_HAS" && rm "$w"; done
+  for w in "$cache"/deps/*.whl; do    # large ones the image has: its version is used; small ones travel in case its version is too old
+    n=$(basename "$w" | cut -d- -f1 | tr 'A-Z_' 'a-z-'); echo "$n" | grep -qxE "$IMAGE_HAS" && [ "$(stat -c %s "$w")" -gt 1000000 ] && rm "$w"; done
   ls "$cache/deps"
   rm -rf .wc && mkdir .wc
   local tarf=$cache/wheels.tar
