@@ -90,7 +90,7 @@ poll() {
   while [ ! -f "$RUN/done" ] && [ $(( $(date +%s) - t0 )) -lt "$secs" ]; do sleep 5; done
   [ -f "$RUN/done" ] && echo "== steps finished" || echo "== still running after $secs s"
   if [ -n "${OUT:-}" ]; then
-    for f in gpu_results.json run.log perf/perf.json mem/memory.json perf/perf.log mem/memory.log; do
+    for f in gpu_results.json run.log helpers.log helpers.json perf/perf.json mem/memory.json; do   # 7 files with nvidia-smi.txt (8 at most)
       [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/$(echo "$f" | tr / _)"; done
     nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
   fi
