@@ -16,9 +16,10 @@ from .env import MistralOnnxError
 __all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'BASE_BYTES', 'BUILDER_INT4_GRAPH_COPIES', 'FP_EXPORT_GRAPH_SHARE', 'IGNORE_FLAG',
            'CUDA_CONTEXT_BYTES', 'tree_rss', 'RssSampler', 'builder_stage', 'drop_dead_weight_pages',
            'quantize_columns', 'quantize_matmuls', 'low_memory_to_nbits', 'builder_main', 'builder_command',
-           'weight_bytes', 'profile_builder', 'compare_models', 'quantize_onnx_file', 'graph_dtype', 'output_bytes',
-           'ResourceEstimate', 'estimate_export_resources', 'ResourceError', 'memory_available', 'free_resources',
-           'check_resources', 'folder_weight_bytes', 'estimate_gpu_memory', 'gpu_free', 'check_gpu_memory']
+           'weight_bytes', 'profile_builder', 'compare_models', 'quantize_onnx_file', 'quantize_folder', 'graph_dtype',
+           'output_bytes', 'ResourceEstimate', 'estimate_export_resources', 'ResourceError', 'memory_available',
+           'free_resources', 'check_resources', 'folder_weight_bytes', 'estimate_gpu_memory', 'gpu_free',
+           'check_gpu_memory']
 
 # %% ../nbs/03e_quantize.ipynb #c006
 def _status_bytes(pid:int) -> tuple:
@@ -416,7 +417,31 @@ def quantize_onnx_file(src:str|Path,            # model.onnx with (or without) e
     ir.save(m, dst, external_data=dst.name + ".data")
     return r
 
-# %% ../nbs/03e_quantize.ipynb #c031
+# %% ../nbs/03e_quantize.ipynb #c029
+def quantize_folder(folder_in:str|Path,      # an fp32/fp16 export folder (model.onnx, its data, genai_config.json, tokenizer)
+                    folder_out:str|Path,     # folder to create
+                    bits:int=4,              # 4 or 8
+                    block_size:int=32,       # the builder's default
+                    is_symmetric:bool=True,  # the builder's default
+                    accuracy_level:int|None=None # None: the builder's default, 4 for a CPU export, 0 otherwise
+                   ) -> dict:                # what `quantize_onnx_file` returns, plus the accuracy level used
+    "Quantize an export folder's model to int4 (int8) one weight at a time; copy the other files (not export_report.json)."
+    fi, fo = Path(folder_in), Path(folder_out)
+    if fo.exists(): raise FileExistsError(f"{fo} exists; choose a new folder.")
+    if accuracy_level is None:
+        g = json.loads((fi/"genai_config.json").read_text()) if (fi/"genai_config.json").exists() else {}
+        opts = g.get("model", {}).get("decoder", {}).get("session_options", {}).get("provider_options", [])
+        accuracy_level = 0 if any(k in o for o in opts for k in ("cuda", "dml", "NvTensorRtRtx")) else 4
+    fo.mkdir(parents=True)
+    try:
+        r = quantize_onnx_file(fi/"model.onnx", fo/"model.onnx", bits, block_size, is_symmetric, accuracy_level)
+        for f in fi.iterdir():
+            if f.is_file() and f.name not in ("model.onnx", "model.onnx.data", "export_report.json"): shutil.copy2(f, fo/f.name)
+    except BaseException:
+        shutil.rmtree(fo, ignore_errors=True); raise
+    return {**r, "accuracy_level": accuracy_level}
+
+# %% ../nbs/03e_quantize.ipynb #c033
 BASE_BYTES = 750_000_000
 "Host memory allowed for the Python process with torch, transformers and onnxruntime imported (0.44 GB measured)"
 
@@ -449,7 +474,7 @@ def output_bytes(spec:ModelSpec, precision:str, execution_provider:str="cpu", bl
         return int(w["matmul"] * (bits / 8 + g / block_size) + (w["embedding"] + w["norms"]) * g)
     return (w["matmul"] + w["embedding"] + w["norms"]) * g
 
-# %% ../nbs/03e_quantize.ipynb #c034
+# %% ../nbs/03e_quantize.ipynb #c036
 @dataclass
 class ResourceEstimate:
     "What an export is expected to need: peak host memory and disk, with the parts and the basis."
@@ -494,7 +519,7 @@ def estimate_export_resources(spec:ModelSpec,            # shapes of the model t
              f"disk = output {out/1e9:.2f} GB x 1.05" + (f" + the replaced folder {replacing_bytes/1e9:.2f} GB" if replacing_bytes else ""))
     return ResourceEstimate(int(sum(parts.values())), disk, parts, basis)
 
-# %% ../nbs/03e_quantize.ipynb #c040
+# %% ../nbs/03e_quantize.ipynb #c042
 class ResourceError(MistralOnnxError):
     "Not enough memory or disk for the work asked; the message has the estimate, what is free, and how to go ahead."
 
@@ -538,7 +563,7 @@ def check_resources(estimate:ResourceEstimate, # from `estimate_export_resources
                             f", or pass ignore_resource_check=True (CLI: {IGNORE_FLAG}) to start anyway.")
     return res
 
-# %% ../nbs/03e_quantize.ipynb #c043
+# %% ../nbs/03e_quantize.ipynb #c045
 CUDA_CONTEXT_BYTES = 600_000_000
 "One CUDA context with cuBLAS/cuDNN handles (shared by torch and ONNX Runtime in one process)"
 
