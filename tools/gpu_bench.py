@@ -199,7 +199,12 @@ def summary(results:Path) -> dict:
     "The export-cost and speed numbers of a run, for the 7B tutorial; written to cli_run['summary']."
     d = _load(results); run = d.get("cli_run", {}); st = run.get("steps", {})
     src_bytes = _get(st, "make_model", "model", "bytes")
-    s = {"source_bytes": src_bytes, "steps": {n: {"rc": v.get("rc"), "seconds": v.get("seconds")} for n, v in st.items()}}
+    s = {"source_bytes": src_bytes, "steps": {n: {"rc": v.get("rc"), "seconds": v.get("seconds")} for n, v in st.items()},
+         "install": {"rc": _get(st, "install", "rc"), "seconds": _get(st, "install", "seconds"),
+                     "two_flavours_repaired": ({"rc": st["repair"].get("rc"), "command": st["repair"].get("argv", [""])[-1]}
+                                               if "repair" in st else None),
+                     "runtimes": _get(st, "doctor", "doctor", "runtimes"), "providers": _get(st, "doctor", "doctor", "providers"),
+                     "builder_route": _get(st, "doctor", "doctor", "routes", "builder"), "doctor_builder_rc": _get(st, "doctor_builder", "rc")}}
     for p in run.get("precisions") or ("fp16", "int4"):
         e = st.get(f"export_{p}_head_dim") or st.get(f"export_{p}", {})
         if not e: continue
