@@ -1,6 +1,6 @@
 """Build the documentation site offline, from the notebooks, and check it.
 
-    python tools/docs.py                # build _site/ (about 3-5 minutes on 2 cores), then check it; exit 1 on any problem
+    python tools/docs.py                # build _site/ (about 6.5 CPU-minutes, mostly the notebooks), then check; exit 1 on any problem
     python tools/docs.py --check        # only check an existing _site/
     python tools/docs.py --sidebar      # only regenerate nbs/sidebar.yml (run before `nbdev-docs` if you have Quarto)
     python tools/docs.py --screenshots  # write screenshots/docs-*.png from the built _site/ (headless Chromium)
@@ -255,7 +255,7 @@ TOC_MIN = 3
 MATHJAX_CDN_RE = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]*"></script>')
 
 SKIP_NOTE = {"gpu": '<div class="mo-note">Not run here: this cell needs a GPU (<code>#| gpu</code>; <code>nbdev-test --flags gpu</code> runs it). '
-                     'Its results on a GPU machine are shown below it, from a saved run.</div>',
+                     'Any output or figures next to it come from a saved GPU run, which the page names.</div>',
              "slow": '<div class="mo-note">Not run here: a long cell (<code>#| slow</code>); any output shown is from a saved run.</div>',
              "train": '<div class="mo-note">Not run here: training (<code>#| train</code>, minutes of CPU); the output shown is from the saved run.</div>',
              "other": '<div class="mo-note">Not run here (<code>{flag}</code>); any output shown is from a saved run.</div>'}
