@@ -73,6 +73,8 @@ def cmd_export(a) -> int:
     if a.tune:
         from mistral_onnx.bench import tune_runtime_options
         finish = (tune_runtime_options,)
+    if a.window_cache and a.route != "builder":
+        raise BadOption(f"--window-cache applies to the builder route only (the {a.route} route keeps its own cache).", "drop --window-cache, or use --route builder.")
     opts = {"window_cache": a.window_cache} if a.window_cache else {}   # a builder option: other routes do not take it
     r = export(a.source, a.out, route=a.route, precision=a.precision, execution_provider=a.ep, overwrite=a.overwrite,
                trust_remote_code=a.trust_remote_code, progress=print_progress, finish=finish,
@@ -227,8 +229,13 @@ def main(argv:list|None=None) -> int:
         print(f"error: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt:
         quiet(); print("interrupted", file=sys.stderr); return 130
+    except BrokenPipeError:                # the reader of our output went away (`| head`): nothing more to say to it
+        return 141
     except Exception as e:
         print(f"error: unexpected {type(e).__name__}: {e}\n(please report this with the command you ran)", file=sys.stderr); return 1
+    finally:
+        try: sys.stdout.flush()
+        except BrokenPipeError: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no "Exception ignored" at exit
 
 # %% ../nbs/10_cli.ipynb #c016
 def cmd_doctor(a) -> int:

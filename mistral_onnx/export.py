@@ -13,7 +13,7 @@ from .env import Cancelled, versions
 from .spec import ModelSpec
 from .models import resolve_source, TOKENIZER_FILES, SourceError, weight_shapes
 from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, check_provider
-from .folder import ExportFolder, CheckError
+from .folder import ExportFolder, CheckError, inside
 from .check import check_kv
 
 # %% auto #0
@@ -64,16 +64,9 @@ def refuse_special_files(folder:Path # a local model folder, before anything in 
                               "replace it with the real file from the model's source.")
 
 def _inside_source(src:Path, name:str, what:str) -> Path:
-    "The path of `name` inside the model folder `src` (the rule of `ExportFolder.inside`), else `SourceError`."
-    try:
-        from mistral_onnx.folder import inside               # the one rule, as a function (folder helper)
-        return inside(src, name)
-    except ImportError:
-        rule = ExportFolder.inside.__get__(type("F", (), {"path": Path(src)})())   # the same method, on the source folder
-        try: return rule(name)
-        except CheckError as e: raise SourceError(f"{what}: {e.problem}", "download the model again: a model folder's shards lie in it, named relative to it.") from None
-    except CheckError as e:
-        raise SourceError(f"{what}: {e.problem}", "download the model again: a model folder's shards lie in it, named relative to it.") from None
+    "The path of `name` inside the model folder `src` (`folder.inside`, the rule every exported folder's files follow), else `SourceError`."
+    try: return inside(src, name, "safetensors shard", "download the model again: a model folder's shards lie in it, named relative to it.")
+    except CheckError as e: raise SourceError(f"{what}: {e.problem}", e.fix) from None
 
 def check_shards_inside(src:Path):
     "`SourceError` if `model.safetensors.index.json` names a shard outside the model folder."
@@ -241,8 +234,12 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
         refuse_special_files(local)
         f = local/"config.json"
         if f.exists():
-            try: check_config_values(json.loads(f.read_text()), str(f))
-            except ValueError: pass                        # not JSON: resolve_source says so
+            try: cfg0 = json.loads(f.read_text())
+            except (ValueError, OSError): cfg0 = None      # not JSON: resolve_source says so
+            check_config_values(cfg0, str(f))
+            try: check_against_weights(local, ModelSpec.from_config(cfg0))   # sizes first: a wrong hidden_size would mislead the KV-heads fix
+            except SourceError: raise
+            except Exception: pass                          # damaged weights, a bad config: resolve_source names them
     src = resolve_source(source, trust_remote_code=trust_remote_code)
     refuse_special_files(src)
     src_cfg = json.loads((src/"config.json").read_text())
@@ -442,11 +439,13 @@ class Transaction:
                 if not interrupted: _STOP.clear()
         if interrupted:
             raise Cancelled("Export interrupted; the partial folder was removed and nothing was written.") from None
+        if typ is not None and issubclass(typ, OSError) and e.errno == errno.EPIPE:
+            raise ExportError(f"The program reading this command's output exited (broken pipe), so the export stopped. Nothing was left at {self.out}.",
+                              "let the output go to the terminal or to a file (`> export.log`), or keep the reader running to the end.") from None
         if typ is not None and issubclass(typ, OSError):
             fix = {errno.ENOSPC: "free space on that disk (an export needs about twice the weights' size) or choose a folder on another disk",
                    errno.EDQUOT: "free space within your quota or choose another folder",
-                   errno.EROFS: "choose a folder on a writable file system",
-                   errno.EPIPE: "keep the program that reads this command's output running (or redirect it to a file)"}.get(
+                   errno.EROFS: "choose a folder on a writable file system"}.get(
                        e.errno, "choose a folder you can write to, with free space")
             raise ExportError(f"Writing the export failed ({e.strerror or e}: {e.filename or self.out.parent}). Nothing was left at {self.out}.",
                               fix + ".") from None

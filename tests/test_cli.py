@@ -51,3 +51,15 @@ def test_demo(tmp_path):
     p = cli("demo", "--out", tmp_path/"demo", cwd=tmp_path)   # the 500 held-out prompts; exits 1 below 99%
     assert p.returncode == 0, p.stdout + p.stderr
     assert "KV check" in p.stdout and "PASS" in p.stdout and "accuracy" in p.stdout
+
+def test_window_cache_flag(tmp_path):
+    "`--window-cache ring` reaches the builder and the report's reproduce line; the default is full; other routes refuse the flag."
+    out = tmp_path/"ring"
+    p = cli("export", "embedded", out, "--window-cache", "ring")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads((out/"export_report.json").read_text())
+    assert rep["route_info"]["window_cache"] == "ring" and "--window-cache ring" in rep["command"]
+    p = cli("export", "embedded", tmp_path/"t", "--route", "torch", "--window-cache", "ring")
+    assert p.returncode == 2 and "builder route only" in p.stderr and not (tmp_path/"t").exists(), p.stderr
+    p = cli("export", "embedded", tmp_path/"x", "--window-cache", "wide")
+    assert p.returncode == 2 and "invalid choice" in p.stderr

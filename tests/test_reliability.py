@@ -394,7 +394,7 @@ def test_overwrite_interrupted_keeps_old(exported, tmp_path):
     assert_nothing_left(out, old_hash=h)
 
 @case('signals', 'SIGKILL: old export unchanged, builder dies too; the next export removes the partial folder, lock and $TMPDIR work folder')
-def test_overwrite_killed_keeps_old_and_next_export_cleans_up(exported, tmp_path):
+def test_overwrite_killed_keeps_old_and_next_export_cleans_up(exported, tmp_path, monkeypatch):
     "SIGKILL cannot be caught: the old folder must still be intact, and the next export removes what was left."
     tmpdir = tmp_path/"tmp"; tmpdir.mkdir()
     out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
@@ -404,8 +404,10 @@ def test_overwrite_killed_keeps_old_and_next_export_cleans_up(exported, tmp_path
     while any(_alive(pid) for pid in pids) and time.time() - t0 < 10: time.sleep(0.1)
     assert not any(_alive(pid) for pid in pids), "the builder outlived its killed parent"
     assert tree_hash(out) == h                       # the old export is untouched
-    r = export("embedded", out, overwrite=True)      # the next export cleans stale partials and the stale lock
-    assert r.report["kv_check"]["ok"] and leftovers(out) == []
+    assert [x.name[:8] for x in tmpdir.iterdir()] == ["mo-work-"]   # what SIGKILL leaves in $TMPDIR
+    import tempfile; monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    r = export("embedded", out, overwrite=True)      # the next export cleans stale partials, the stale lock and the work folder
+    assert r.report["kv_check"]["ok"] and leftovers(out) == [] and list(tmpdir.iterdir()) == []
 
 @case('signals', 'the old folder set aside by a killed swap is restored by the next export, then refused as existing')
 def test_killed_mid_swap_old_folder_restored(exported, tmp_path):
@@ -915,15 +917,38 @@ def test_config_field_wrong_type_named(field, value, tmp_path):
 
 @case("translation", "exit 2 naming the field, the weight that contradicts it and the value to set")
 @pytest.mark.parametrize("field,fix", [("intermediate_size", "set intermediate_size to {}"), ("hidden_size", "set hidden_size to {}"),
-                                       ("num_attention_heads", "q_proj")], ids=["intermediate_size", "hidden_size", "num_attention_heads"])
+                                       ("num_attention_heads", "q_proj"), ("hidden_130", "set hidden_size to {}")],
+                         ids=["intermediate_size", "hidden_size", "num_attention_heads", "hidden_not_divisible"])
 def test_config_inconsistent_with_weights_named(field, fix, tmp_path):
-    "A size in config.json that the weights contradict (halved, or heads set to the KV heads): named with the weight's shape, before the builder runs."
+    "A size in config.json that the weights contradict (halved; heads set to the KV heads; hidden_size 130, not divisible by 8 heads, with no head_dim): named with the weight's shape, before the builder runs, never a wrong fix."
     src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text())
-    fix = fix.format(c[field]); c[field] = c[field] // 2 if field != "num_attention_heads" else c["num_key_value_heads"]
+    if field == "hidden_130":       # the case: the fix used to be "set num_key_value_heads to 1"
+        fix = fix.format(c["hidden_size"]); field = "hidden_size"; c["hidden_size"] = 130; c.pop("head_dim")
+    else: fix = fix.format(c[field]); c[field] = c[field] // 2 if field != "num_attention_heads" else c["num_key_value_heads"]
     (src/"config.json").write_text(json.dumps(c)); out = tmp_path/"o"
     code, msg = export_fails("cli", src, out)
-    assert code == 2 and field in msg and fix in msg and "doctor" not in msg, msg
+    assert code == 2 and field in msg and fix in msg and "doctor" not in msg and "set num_key_value_heads" not in msg, msg
     assert_nothing_left(out)
+
+@case("translation", "the reader of the output exits (`| head`): exit 2 saying the pipe broke and how to keep the output, never 'free space'; nothing left")
+def test_broken_pipe_during_export(tmp_path):
+    "`mistral-onnx export ... | head -1`: the reader goes away after the first line."
+    out = tmp_path/"o"; tmpdir = tmp_path/"tmp"; tmpdir.mkdir()
+    p = subprocess.Popen([str(BIN/"mistral-onnx"), "export", "embedded", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=dict(os.environ, TMPDIR=str(tmpdir)))
+    p.stdout.readline(); p.stdout.close()                      # as `head -1` does
+    err = p.stderr.read(); p.wait(timeout=300)
+    assert p.returncode == 2 and "broken pipe" in err and "Fix" in err and "free space" not in err and "Traceback" not in err, (p.returncode, err)
+    assert "Exception ignored" not in err
+    assert_nothing_left(out); assert list(tmpdir.iterdir()) == []
+
+@case("translation", "generate --ep cuda on a CPU-only install: exit 2 saying what to install, not 'run check'")
+def test_generate_cuda_on_cpu_install(exported):
+    "`mistral-onnx generate OUT PROMPT --ep cuda` where only the CPU runtime is installed."
+    from mistral_onnx.env import available_providers
+    if "cuda" in available_providers(): pytest.skip("this machine has a CUDA provider")
+    p = cli("generate", exported["fp32"], "reverse: abc", "--ep", "cuda", timeout=120)
+    assert p.returncode == 2 and "mistral_onnx[cuda]" in p.stderr and "mistral-onnx check" not in p.stderr and not p.stdout.strip(), p.stderr
 
 @case("translation", "exit 2 naming the tokenizer file that does not parse, with the fix")
 @pytest.mark.parametrize("name", ["tokenizer.json", "tokenizer_config.json"])
