@@ -600,7 +600,8 @@ SHOT_LIST = (("docs-home-1366.png", "index.html", 1366, None), ("docs-home-390.p
              ("docs-search.png", "index.html", 1366, "search"), ("docs-diagnose.png", "diagnose.html", 1366, None),
              ("docs-7b-tutorial.png", "tutorials/export_mistral_7b.html", 1366, "#what-to-expect-on-a-gpu"),
              ("docs-diagram.png", "kv_cache.html", 1366, ".jp-RenderedSVG"), ("docs-dark.png", "diagnose.html", 1366, "dark"),
-             ("docs-plot.png", "howto/int4.html", 1366, ".plotly-graph-div"))
+             ("docs-plot.png", "howto/int4.html", 1366, ".plotly-graph-div"),
+             ("docs-widget.png", "tutorials/export_mistral_7b.html", 1366, ".jupyter-widgets.widget-hprogress"))
 "(file, page, viewport width, what to show: a selector scrolled to, 'search' typed, or 'dark' theme)"
 
 def serve(site:Path):
@@ -628,7 +629,7 @@ def screenshots(site:Path=SITE, dest:Path=SHOTS) -> list:
                     pg.fill(".pagefind-ui__search-input", "Expected size")
                     pg.wait_for_selector(".pagefind-ui__result-link", timeout=15_000)
                 elif what and what != "dark":
-                    pg.wait_for_selector(what, timeout=15_000); pg.locator(what).first.evaluate("e => e.scrollIntoView({block: 'start'})")
+                    pg.wait_for_selector(what, timeout=15_000); pg.locator(what).first.evaluate(f"e => e.scrollIntoView({{block: '{'start' if what[0] == '#' else 'center'}'}})")
                 pg.wait_for_timeout(300)
                 pg.screenshot(path=str(dest/name)); out.append(dest/name); pg.close()
     finally: srv.shutdown()
