@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from .spec import ModelSpec, kv_cache_bytes
 from .check import graph_io, read_genai_config
+from .env import BadOption
 
 # %% auto #0
 __all__ = ['Diagram', 'gqa_diagram', 'kv_layout_diagram', 'kv_loop_diagram', 'window_diagram', 'toy_attention', 'attend',
@@ -120,7 +121,8 @@ def window_diagram(spec:ModelSpec,     # the model; its sliding_window is drawn
                   ) -> Diagram:        # the two caches, cell by cell
     "A full-length cache masked by the sliding window (top) and a window-long ring cache (bottom) after `tokens` tokens."
     win = spec.sliding_window
-    if not win: raise ValueError(f"this model has no sliding window (sliding_window = {win}); every token attends to all earlier ones, so there is no ring to draw.")
+    if not win: raise BadOption(f"this model has no sliding window (sliding_window = {win}): every token attends to all earlier ones, so there is no ring to draw.",
+                                "draw a model whose config sets sliding_window, or pass one: `window_diagram(replace(spec, sliding_window=4096))`.")
     tokens = tokens or int(win * 2.5)
     per = -(-max(tokens, win) // max_cells)              # tokens per cell
     n, nw = -(-tokens // per), -(-win // per)
@@ -148,7 +150,7 @@ def toy_attention(hidden:int=32,      # width of the residual stream
                  ) -> dict:           # projection weights and head counts
     "Random weights of one attention layer with grouped-query attention."
     import torch
-    if n_heads % n_kv_heads: raise ValueError(f"n_heads={n_heads} is not a multiple of n_kv_heads={n_kv_heads}; use whole groups.")
+    if n_heads % n_kv_heads: raise BadOption(f"n_heads={n_heads} is not a multiple of n_kv_heads={n_kv_heads}.", "use whole groups: n_heads a multiple of n_kv_heads.")
     g = torch.Generator().manual_seed(seed)
     w = lambda out: torch.randn(hidden, out, generator=g, dtype=torch.float64) / hidden**0.5
     return dict(wq=w(n_heads*head_dim), wk=w(n_kv_heads*head_dim), wv=w(n_kv_heads*head_dim),
