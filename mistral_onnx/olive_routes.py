@@ -131,6 +131,11 @@ def _genai_config(tmp, spec, src, filename, execution_provider):
     from mistral_onnx.torch_route import write_genai_config
     write_genai_config(tmp, spec, None, src, filename=filename, execution_provider=execution_provider)
 
+def _optimum_files(stage:Path, tmp:Path):
+    "Optimum's `ORTModelForCausalLM.from_pretrained` reads config.json (to infer the library) and generation_config.json beside the graph."
+    for name in ("config.json", "generation_config.json"):
+        if (Path(stage)/name).exists(): shutil.copy2(Path(stage)/name, Path(tmp)/name)
+
 def route_olive(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str, log, progress, cancel=None,
                 work:Path|None=None,   # scratch folder (Olive's cache, output and log)
                 search:dict|None=None  # genai search options Olive merges into genai_config
@@ -152,6 +157,7 @@ def route_olive_optimum(src:Path, spec:ModelSpec, tmp:Path, precision:str, execu
     wf = olive_workflow(stage, {"convert": {"type": "OptimumConversion", "extra_args": {"task": "text-generation-with-past"}}}, work, execution_provider)
     name = collect(run_olive(wf, work, log, progress, cancel), tmp)
     _genai_config(tmp, spec, src, name, execution_provider)
+    _optimum_files(stage, tmp)
     return {"olive_passes": wf["passes"], "filename": name}
 
 def route_olive_onnx(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str, log, progress, cancel=None,
@@ -186,4 +192,5 @@ def route_optimum(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
                           "\nFix: `mistral-onnx doctor` says which optimum/transformers versions this route works with.")
     name = collect(found[0], tmp)
     _genai_config(tmp, spec, src, name, execution_provider)
+    _optimum_files(stage, tmp)
     return {"command": cmd, "filename": name}
