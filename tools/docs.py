@@ -321,14 +321,14 @@ document.documentElement.dataset.theme=t;document.getElementById(t==="dark"?"mo-
 <header class="mo-navbar">
 <a class="mo-brand" href="{{ s.root }}index.html"><img src="{{ s.root }}favicon.svg" alt="" width="22" height="22">{{ s.name }}</a>
 <span class="mo-version" title="package version">v{{ s.version }}</span>
-<nav class="mo-nav" aria-label="sections">{% for text, href, active in s.navbar %}<a href="{{ href }}"{% if active %} aria-current="true"{% endif %}>{{ text }}</a>{% endfor %}</nav>
+<nav class="mo-nav" aria-label="sections">{% for text, href, active in s.navbar %}<a href="{{ href }}"{% if active %} aria-current="true"{% endif %}>{{ text | e }}</a>{% endfor %}</nav>
 <div id="mo-search" class="mo-search" role="search"></div>
 <button class="mo-theme" type="button" aria-label="switch light or dark theme" title="light / dark">&#9680;</button>
 </header>
 <div class="mo-layout">
 <nav class="mo-sidebar" aria-label="pages"><details class="mo-menu" open><summary>Pages</summary>{{ s.sidebar }}</details></nav>
 <main class="mo-content" data-pagefind-body>
-<nav class="mo-crumbs" aria-label="breadcrumbs" data-pagefind-ignore><a href="{{ s.root }}index.html">Home</a>{% if s.section != "Home" %} › <span>{{ s.section }}</span>{% endif %} › <span>{{ s.title_text }}</span></nav>
+<nav class="mo-crumbs" aria-label="breadcrumbs" data-pagefind-ignore><a href="{{ s.root }}index.html">Home</a>{% if s.section != "Home" %} › <span>{{ s.section }}</span>{% endif %} › <span>{{ s.title_text | e }}</span></nav>
 <header class="mo-title"><h1 class="title" id="page-title">{{ s.title_html }}</h1>
 {% if s.description %}<p class="description">{{ s.description }}</p>{% endif %}</header>
 <nav id="mo-toc" class="mo-toc" aria-label="on this page" data-pagefind-ignore></nav>
@@ -336,8 +336,8 @@ document.documentElement.dataset.theme=t;document.getElementById(t==="dark"?"mo-
 {% block body_footer %}
 {%- set s = resources.site -%}
 <nav class="mo-pager" aria-label="previous and next" data-pagefind-ignore>
-{% if s.prev %}<a class="mo-prev" rel="prev" href="{{ s.prev[1] }}"><small>Previous</small>{{ s.prev[0] }}</a>{% else %}<span></span>{% endif %}
-{% if s.next %}<a class="mo-next" rel="next" href="{{ s.next[1] }}"><small>Next</small>{{ s.next[0] }}</a>{% endif %}
+{% if s.prev %}<a class="mo-prev" rel="prev" href="{{ s.prev[1] }}"><small>Previous</small>{{ s.prev[0] | e }}</a>{% else %}<span></span>{% endif %}
+{% if s.next %}<a class="mo-next" rel="next" href="{{ s.next[1] }}"><small>Next</small>{{ s.next[0] | e }}</a>{% endif %}
 </nav>
 <footer class="mo-footer" data-pagefind-ignore>mistral_onnx {{ s.version }}. Built offline by <code>tools/docs.py</code> from <code>nbs/{{ s.source }}</code>.</footer>
 </main></div>
