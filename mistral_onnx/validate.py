@@ -98,7 +98,7 @@ class GraphRunner:
 
     def prefill(self, ids:list, capacity:int) -> np.ndarray:
         "Logits [len(ids), vocab] of the prompt, from an empty cache able to hold `capacity` tokens."
-        ring = getattr(self.folder, "window_cache", None) == "ring"   # a window-long cache (else the graph masks the window over a full one)
+        ring = 1 in self.io.get("sliding_window_cache", [])   # the graph keeps a window-long ring (else it masks the window over a full-length cache, as older builders' graphs and ours by default do)
         n = ((self.window or capacity) if ring else capacity) if self.shared else 0    # CUDA wants a ring buffer exactly the window long
         z = lambda: self._ov(np.zeros((1, self.kv_heads, n, self.spec.head_dim), dtype=self.dtype))  # one buffer each: on CPU an OrtValue wraps the array
         self.cache = [(z(), z()) for _ in self.past]
@@ -262,6 +262,84 @@ def _compare(runner_name, runner, refs, seqs, spec, precision, progress, report)
     order = ["prefill", "prefill > window", "decode", "decode > window"]
     report.phases += sorted(phases.values(), key=lambda p: order.index(p.name))
 
+def _ref_ids(spec, model, n, seed):
+    "Random token ids and the reference's logits for them."
+    ids = _tokens(spec, n, seed)
+    return ids, reference_logits(model, ids)
+
+_RING_NOTE = ("window-long (ring) cache: ORT GenAI cannot run {what} on it; export with the default full-length cache "
+              "(`mistral-onnx export` without `--window-cache ring`)")
+
+def _client_phases(folder, ep, spec, model, precision, seed, report):
+    "ORT GenAI as clients drive it: a batch of two prompts of unequal length, and a max_length below the sliding window."
+    import onnxruntime_genai as og
+    ctx, w = folder.context_length, spec.sliding_window or 0
+    ring = folder.window_cache == "ring"
+    pad = int(folder.genai_config["model"].get("pad_token_id") or 0)
+    m = folder.model(ep)
+    # a batch: one short prompt and one long (past the window where the model has one), padded as clients pad
+    n = 8
+    p1 = max(2, min(11, ctx // 4)); p2 = min(max(w + 8, 2 * p1 + 1), ctx - n)
+    if p2 > p1:
+        ph = Phase("ortgenai", "batch (unequal prompts)", precision)
+        a, b = _tokens(spec, p1, seed + 101), _tokens(spec, p2, seed + 102)
+        eos = folder.genai_config["model"].get("eos_token_id", [])
+        eos = set(eos if isinstance(eos, list) else [eos])
+        try:   # ORT GenAI takes a batch's tokens once, so the steps are its own greedy ones; the reference then reads the same tokens
+            gp = og.GeneratorParams(m); gp.set_search_options(max_length=p2 + n, batch_size=2)
+            g = og.Generator(m, gp)
+            g.append_tokens(np.array([a + [pad] * (p2 - p1), b], dtype=np.int32))   # padded on the right, as og.Tokenizer.encode_batch pads
+            caught, toks = [], [[], []]
+            for s in range(n):
+                caught.append(np.asarray(g.get_logits()).reshape(2, -1).astype(np.float32))
+                g.generate_next_token()
+                for r, t in enumerate(g.get_next_tokens()): toks[r].append(int(t))
+            for r, (prompt, p) in enumerate(((a, p1), (b, p2))):
+                ref = reference_logits(model, prompt + toks[r])
+                for s in range(n):
+                    ph.add(caught[s][r], ref[p - 1 + s], f"batch row {r} (prompt {p}), step {s}")
+                    if toks[r][s] in eos: break      # the row is finished; ORT GenAI pads it from here
+        except Exception as e:
+            ph.error = f"prompts {p1} and {p2}: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            if ring: report.notes.append(_RING_NOTE.format(what="a batch of unequal prompts"))
+            elif ep == "cuda" and (folder.genai_config.get("search") or {}).get("past_present_share_buffer", False):
+                report.notes.append("batches on CUDA need genai_config's search.past_present_share_buffer false (and CUDA graph off): "
+                                    "with a shared buffer ORT GenAI refuses a batch above 1 at prefill (measured on an H200)")
+        report.phases.append(ph)
+    # a max_length below the window: the whole sequence fits in fewer tokens than the window
+    if w and w < ctx and w > 4:
+        total = w - 1; p = max(1, total // 2); steps = total - p
+        ph = Phase("ortgenai", "max_length < window", precision)
+        c, rc = _ref_ids(spec, model, total, seed + 103)
+        try:
+            gp = og.GeneratorParams(m); gp.set_search_options(max_length=total)
+            g = og.Generator(m, gp)
+            g.append_tokens(c[:p])
+            ph.add(np.asarray(g.get_logits()).reshape(-1).astype(np.float32), rc[p - 1], f"max_length {total}, prompt {p}")
+            for s in range(steps - 1):
+                g.append_tokens([c[p + s]])
+                ph.add(np.asarray(g.get_logits()).reshape(-1).astype(np.float32), rc[p + s], f"max_length {total}, step {s} (position {p + s})")
+        except Exception as e:
+            ph.error = f"max_length {total} (window {w}): {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            if ring: report.notes.append(_RING_NOTE.format(what=f"a max_length below the window ({total} < {w})"))
+        report.phases.append(ph)
+
+def _guess_precision(folder) -> str:
+    "The precision of a folder without export_report.json (another tool's), read from the graph: int4/int8 weights, else the cache's type."
+    ops, io = folder.io["ops"], folder.io["inputs"]
+    if "MatMulNBits" in ops: return "int4"
+    if {"MatMulInteger", "DynamicQuantizeMatMul", "QLinearMatMul"} & set(ops): return "int8"
+    typ = next((t for k, (t, d) in io.items() if k.startswith("past_key_values")), "float")
+    return {"float16": "fp16", "bfloat16": "bf16"}.get(typ, "fp32")
+
+def _unrunnable(path:Path, precision, why:str, fix:str) -> "ValidationReport":
+    "A report for a folder nothing can run: every runner skipped, with the reason and the fix."
+    r = ValidationReport(path, precision or "fp32")
+    for name in RUNNERS:
+        ph = Phase(name, "load", precision or "fp32"); ph.error = f"skipped: {why}"; r.phases.append(ph)
+    r.notes.append(f"Nothing was compared: {why}. Fix: {fix}")
+    return r
+
 RUNNERS = {"onnxruntime": lambda folder, spec, ep: GraphRunner(folder, spec, ep),
            "ortgenai": lambda folder, spec, ep: GenaiRunner(folder, ep)}
 "The two ways `validate` runs an export, by the names `bench` and the CLI use"
@@ -274,7 +352,8 @@ def validate(source,                       # the model exported: "embedded", a f
              sequences:list|None=None,     # (prompt length, decode steps) pairs; None: `default_sequences`
              decode_steps:int=64,          # decode steps of the first sequence
              runners=("onnxruntime", "ortgenai"), # drive the graph directly, and/or through ORT GenAI
-             accuracy_prompts:int|None=None, # score the reversal task on this many held-out prompts (embedded model; default 200 for int4/int8)
+             accuracy_prompts:int|None=None, # score the reversal task on this many held-out prompts (the embedded model only; default 200 for its int4/int8)
+             client_phases:bool|None=None, # ORT GenAI with a batch of unequal prompts and a max_length below the window; None: with the default sequences
              reference=None,               # a loaded transformers model (saves loading it again)
              seed:int=0,
              progress=None                 # callback (stage, fraction, message)
@@ -285,9 +364,17 @@ def validate(source,                       # the model exported: "embedded", a f
     runners = [_OLD_NAMES.get(r, r) for r in runners]
     bad = [r for r in runners if r not in RUNNERS]
     if bad or not runners: raise BadOption(f"Unknown runner(s) {', '.join(map(repr, bad))}." if bad else "No runner chosen.", f"choose from {', '.join(RUNNERS)}.")
+    path = folder.path if isinstance(folder, ExportFolder) else Path(folder).expanduser()
+    if not isinstance(folder, ExportFolder) and path.is_dir() and not (path/"genai_config.json").exists():
+        onnx_files = sorted(f.name for f in path.glob("*.onnx"))
+        if onnx_files:   # another tool's layout (Optimum's ORTModel folder): say so instead of failing on the missing file
+            return _unrunnable(path, precision, f"{path} has {', '.join(onnx_files)} but no genai_config.json (an Optimum/ORTModel "
+                               "layout): ONNX Runtime GenAI cannot load it and validate reads the cache's names from genai_config",
+                               "load it with optimum's ORTModelForCausalLM, or export with `mistral-onnx export SOURCE OUT --route optimum`, "
+                               "which writes genai_config.json beside the same graph")
     folder = ExportFolder.of(folder)
-    precision = precision or folder.precision
-    if precision is None: raise CheckError(f"{folder.path} has no export_report.json saying its precision.", "pass precision='fp32' (or fp16, int4, ...).")
+    guessed = precision is None and folder.precision is None
+    precision = precision or folder.precision or _guess_precision(folder)
     if precision not in TOLERANCES: raise BadOption(f"Unknown precision {precision!r}.", f"pass one of {', '.join(TOLERANCES)}.")
     if accuracy_prompts is not None and (not isinstance(accuracy_prompts, int) or isinstance(accuracy_prompts, bool) or accuracy_prompts < 1):
         raise BadOption(f"accuracy_prompts is {accuracy_prompts!r}; allowed: an integer >= 1.", "pass a positive number of prompts, or None.")
@@ -299,18 +386,33 @@ def validate(source,                       # the model exported: "embedded", a f
     for p, n in seqs:
         if p < 1 or p + n > context: raise BadOption(f"Sequence (prompt {p}, {n} steps) does not fit the export's context of {context}.", "shorten it.")
     report = ValidationReport(folder.path, precision, sequences=[list(s) for s in seqs])
+    if guessed: report.notes.append(f"No export_report.json (another tool's export): judged as {precision}, read from the graph.")
+    from mistral_onnx.check import check_kv          # the same reading of the folder as `mistral-onnx check`
+    try: kv = check_kv(folder, spec)
+    except CheckError as e: kv = None; kv_err = str(e).splitlines()[0][:300]
+    if kv is None or not kv.ok:
+        ph = Phase("check", "KV check", precision)
+        ph.error = kv_err if kv is None else "; ".join(f"{f.what}: found {f.found}, expected {f.expected}" for f in kv.errors)[:400]
+        report.phases.append(ph)
     device = "cuda" if ep == "cuda" else "cpu"
     progress("validate", 0.0, "PyTorch reference")
     model = reference or load_reference(src, device, "float16" if device == "cuda" else "float32")
     data = [(_tokens(spec, p + n, seed + k), p, n) for k, (p, n) in enumerate(seqs)]
     refs = [reference_logits(model, ids) for ids, p, n in data]
-    if precision in ("int4", "int8") and device == "cpu" and spec.vocab_size < 1000 and accuracy_prompts is None: accuracy_prompts = 200
+    from mistral_onnx.models import EMBEDDED_DIR
+    embedded = Path(src).resolve() == EMBEDDED_DIR.resolve()   # the task is the embedded model's: other models are not scored on it
+    if precision in ("int4", "int8") and device == "cpu" and embedded and accuracy_prompts is None: accuracy_prompts = 200
     for name in runners:
         try: r = RUNNERS[name](folder, spec, ep)
         except Exception as e:
             p = Phase(name, "load", precision); p.error = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"; report.phases.append(p); continue
         _compare(name, r, refs, data, spec, precision, progress, report)
         del r
+    if "ortgenai" in runners and (client_phases if client_phases is not None else sequences is None):
+        progress("validate", 0.95, "ortgenai: batch of unequal prompts, max_length below the window")
+        try: _client_phases(folder, ep, spec, model, precision, seed, report)
+        except Exception as e:
+            ph = Phase("ortgenai", "load", precision); ph.error = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"; report.phases.append(ph)
     if accuracy_prompts:
         report.accuracy = task_accuracy(folder, accuracy_prompts, ep)
     if spec.sliding_window and report.phases and all(p.count for p in report.phases) and not any("window" in p.name for p in report.phases):
@@ -326,7 +428,7 @@ def task_accuracy(folder:str|Path|ExportFolder, n:int=200, execution_provider:st
     lm = OnnxLM(folder, execution_provider=execution_provider)
     return task_score(words, lm.answers([task_prompt(w) for w in words]))
 
-# %% ../nbs/06_validate.ipynb #c028
+# %% ../nbs/06_validate.ipynb #c032
 def rewire_present(folder:str|Path, out:str|Path, a:int=0, b:int=1, kind:str="key") -> Path:
     "Copy an export with layers `a` and `b`'s `present.*.{kind}` outputs swapped: a deliberately broken cache (for tests)."
     import onnx
