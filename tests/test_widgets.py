@@ -8,6 +8,7 @@ from mistral_onnx.export import STAGES, Cancelled, ExportError
 from mistral_onnx.models import SourceError, task_words, task_prompt
 from mistral_onnx.check import CheckError
 from mistral_onnx.generate import OnnxLM, GenerationError
+from mistral_onnx.env import BadOption
 
 def _partials(folder:Path): return sorted(p.name for p in folder.iterdir() if ".partial-" in p.name)
 
@@ -45,7 +46,7 @@ def test_export_panel_bad_source_shows_the_fix(tmp_path):
 def test_export_panel_empty_fields_and_existing_folder(exported, tmp_path):
     p = ExportPanel(source="  ", out=tmp_path/"o")
     p.run.click(); p.wait()
-    assert isinstance(p.error, SourceError) and "No model source" in p.result.value
+    assert isinstance(p.error, BadOption) and "No model source" in p.result.value
     p = ExportPanel(out=exported["fp32"])
     before = sorted(f.name for f in exported["fp32"].iterdir())
     p.run.click(); p.wait()
@@ -96,7 +97,7 @@ def test_chat_panel_sampling_and_errors(exported, tmp_path):
     assert isinstance(c.error, GenerationError) and "empty" in c.stats.value
     for folder, words in (("", "No exported folder"), (str(tmp_path/"nope"), "is not a folder"), (str(tmp_path), "genai_config.json")):
         c = ChatPanel(folder); c.run.click(); c.wait()
-        assert isinstance(c.error, CheckError) and words in c.stats.value and "Fix" in c.stats.value
+        assert isinstance(c.error, BadOption if folder == "" else CheckError) and words in c.stats.value and "Fix" in c.stats.value
 
 def test_bench_panel_without_bench_module_says_so(monkeypatch, exported):
     monkeypatch.setattr(widgets, "_bench_module", lambda: None)
@@ -122,7 +123,7 @@ def test_bench_panel_runs_bench(exported):
     b.runners.value = (); b.run.click(); b.wait()
     assert "No runner chosen" in b.out.outputs[-1]["data"]["text/html"]
     b.runners.value = ("ortgenai",); b.exported.value = ""; b.run.click(); b.wait()
-    assert isinstance(b.error, CheckError) and "No exported folder" in b.out.outputs[-1]["data"]["text/html"]
+    assert isinstance(b.error, BadOption) and "No exported folder" in b.out.outputs[-1]["data"]["text/html"]
 
 def test_export_panel_validates_against_pytorch(tmp_path):
     pytest.importorskip("mistral_onnx.validate")
