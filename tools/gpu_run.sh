@@ -12,6 +12,7 @@
 #   bash tools/gpu_run.sh start        (with the last chunk and .wc/sha256) reassemble the wheels in /tmp/whl, then run
 #                                      `steps` detached (setsid) with its log in /tmp/gpurun/run.log; returns at once
 #   bash tools/gpu_run.sh poll SECS    wait until the steps end or SECS pass; copy results and logs to $OUT
+#   bash tools/gpu_run.sh launch       run `steps` detached again (after a fix, with the wheels already in /tmp/whl)
 #   bash tools/gpu_run.sh steps        the steps themselves
 # A dry run here, on CPU and a tiny model (our wheel with the `cpu` extra from PyPI into a throwaway venv):
 #   GPU_RUN_EP=cpu GPU_RUN_PRECISIONS="fp32 int4" GPU_RUN_CONFIG=tiny.json GPU_RUN_LONG="80,4" \
@@ -79,6 +80,10 @@ start() {
   if [ -f "$REPO/.wc/sha256" ] && [ "$(sha256sum /tmp/wheels.tar | cut -d' ' -f1)" != "$(cat "$REPO/.wc/sha256")" ]; then
     echo "error: the reassembled wheels do not match .wc/sha256: a chunk is missing or broken"; ls -la /tmp/parts; return 1; fi
   rm -rf "$WHL" && mkdir -p "$WHL" && tar xf /tmp/wheels.tar -C "$WHL" && ls "$WHL" && rm -rf /tmp/wheels.tar /tmp/parts
+  launch
+}
+
+launch() {   # run `steps` detached from a copy of this working tree (also: after a fix, on the same warm machine)
   mkdir -p "$RUN"; rm -f "$RUN/done"
   rm -rf /tmp/repo-copy && cp -r "$REPO" /tmp/repo-copy   # the next call lays the working tree anew; the steps keep this one
   GPU_RUN_DEADLINE=$DEADLINE setsid bash /tmp/repo-copy/tools/gpu_run.sh steps > "$RUN/run.log" 2>&1 < /dev/null &
@@ -237,6 +242,7 @@ case "${1:-}" in
   prepare) prepare ;;
   receive) receive ;;
   start) start ;;
+  launch) launch ;;
   poll) poll "${2:-540}" ;;
   steps) steps ;;
   *) sed -n '2,22p' "$0"; exit 2 ;;
