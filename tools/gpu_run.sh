@@ -104,6 +104,7 @@ poll() {
 
 steps() {
   mkdir -p "$RUN" "$WORK"; cd "$WORK" || return 1     # not the repo: `import mistral_onnx` must be the installed wheel
+  trap 'touch "$RUN/done"' EXIT                       # poll stops waiting however this ends
   RES=$RUN/gpu_results.json; rm -f "$RES" "$RUN"/helpers.*
   local BIN; BIN=$("$PY" -c 'import os, sys; print(os.path.dirname(sys.executable))'); export PATH="$BIN:$PATH"
   export PYTHONUNBUFFERED=1
