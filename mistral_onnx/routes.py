@@ -8,11 +8,11 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/routes.html.md"""
 from __future__ import annotations
 import importlib, os, signal, subprocess, threading
 from dataclasses import dataclass, field
-from .env import MistralOnnxError, BadOption, Cancelled, versions, available_providers, runtime
+from .env import MistralOnnxError, BadOption, Cancelled, versions, available_providers, runtime, Runtime
 
 # %% auto #0
 __all__ = ['STAGES', 'OLIVE_PIN', 'CURRENT_PIN', 'ROUTES', 'ExportError', 'RouteUnavailable', 'print_progress', 'Req',
-           'RouteStatus', 'Route', 'register', 'route', 'check_provider', 'run_logged']
+           'current_fix', 'RouteStatus', 'Route', 'register', 'route', 'check_provider', 'run_logged']
 
 # %% ../nbs/02b_routes.ipynb #c005
 class ExportError(MistralOnnxError):
@@ -45,7 +45,15 @@ def _matches(version:str|None, spec:str) -> bool:
 
 # %% ../nbs/02b_routes.ipynb #c009
 OLIVE_PIN = "pip install 'mistral_onnx[olive]' (in its own environment: python3.11 -m venv .venv-olive)"
-CURRENT_PIN = "pip install -U 'transformers>=5' 'onnxruntime-genai>=0.18' onnxscript"
+CURRENT_PIN = "pip install -U 'transformers>=5' '{genai}>=0.18' onnxscript"
+"The current profile's fix; `{genai}` becomes the installed runtime's own distribution (never a second flavour)"
+
+def current_fix(rt:Runtime|None=None # the onnxruntime_genai runtime (default: what is installed here)
+               ) -> str:
+    "`CURRENT_PIN` for this environment: upgrade the flavour that is installed (CPU or CUDA); with no runtime, say which extra to install."
+    rt = rt or runtime("onnxruntime_genai")
+    if not rt.installed: return "pip install 'mistral_onnx[cpu]' (or 'mistral_onnx[cuda]' on an NVIDIA GPU, in a fresh environment)"
+    return CURRENT_PIN.format(genai=rt.active or next(iter(rt.installed)))
 
 @dataclass(frozen=True)
 class RouteStatus:
@@ -67,7 +75,7 @@ class Route:
     function:object          # "module:function" (imported when the route runs) or the function itself, with the route signature (src, spec, tmp, precision, execution_provider, log, progress, cancel, work, **options)
     precisions:dict          # {execution_provider: (precision, ...)} this route exports
     requires:tuple=()        # `Req`s, measured
-    fix:str=CURRENT_PIN      # what to install when a requirement is unmet
+    fix:str=CURRENT_PIN      # what to install when a requirement is unmet (`CURRENT_PIN` is filled in with the installed flavour)
     limits:str=""            # why some precision/provider pairs are refused (said in the refusal)
     differs:str=""           # where its output differs from the builder's
     def unmet(self, vers:dict|None=None) -> list:
@@ -83,7 +91,8 @@ class Route:
         return out
     def status(self, vers:dict|None=None) -> RouteStatus:
         "The `RouteStatus` of this route with the installed (or given) versions."
-        return RouteStatus(self.name, tuple(self.unmet(vers)), self.fix)
+        problems = tuple(self.unmet(vers))
+        return RouteStatus(self.name, problems, (current_fix() if self.fix == CURRENT_PIN else self.fix) if problems else "")
     def require(self, vers:dict|None=None):
         "Raise `RouteUnavailable` with doctor's explanation if this route cannot work here."
         st = self.status(vers)
@@ -144,7 +153,8 @@ register(Route("builder", "onnxruntime-genai's model builder (python -m onnxrunt
                        "masked by GQA (route option window_cache='ring', CLI --window-cache ring: the builder's window-long cache)"))
 register(Route("torch", "our own torch.onnx (dynamo, opset 23) export, parity-checked at prompt lengths it was not traced at",
                "mistral_onnx.torch_route:route_torch", {"cpu": ("fp32", "int4")},
-               (Req("onnxscript", "", "torch.onnx's dynamo exporter needs onnxscript"),
+               (Req("onnxruntime", "", "the route checks its graph's parity with onnxruntime (and quantizes with it)"),
+                Req("onnxscript", "", "torch.onnx's dynamo exporter needs onnxscript"),
                 Req("transformers", ">=5", "the route passes the cache as `cache=` (transformers 5); on 4.57 torch.export fails "
                     "(TorchExportError in step 1/3)")),
                limits="Its graph's cache grows each step (past_present_share_buffer false), which CUDA graphs cannot replay; it has no half-precision trace or int8 pass, and it has not been run on a GPU.",
@@ -168,7 +178,7 @@ register(Route("optimum", "`optimum-cli export onnx --task text-generation-with-
                "mistral_onnx.olive_routes:route_optimum", _FP32, _OPTIMUM, OLIVE_PIN, _FP32_WHY,
                "plain attention ops; cache grows by concatenation; also loads in Optimum's ORTModelForCausalLM"))
 
-# %% ../nbs/02b_routes.ipynb #c018
+# %% ../nbs/02b_routes.ipynb #c020
 def check_provider(execution_provider:str):
     "`BadOption` (unknown name) or `ExportError` (not available here, with what to install) unless ONNX Runtime can use this provider here."
     known = sorted({ep for r in ROUTES.values() for ep in r.precisions})
@@ -182,7 +192,7 @@ def check_provider(execution_provider:str):
     raise ExportError(f"execution provider {execution_provider!r} is installed ({rt.active} {rt.version}) but ONNX Runtime sees no usable device.",
                       "check that `nvidia-smi` lists a GPU and that the CUDA/cuDNN libraries onnxruntime-gpu needs are on the library path; or use --ep cpu.")
 
-# %% ../nbs/02b_routes.ipynb #c021
+# %% ../nbs/02b_routes.ipynb #c023
 def _prctl():
     try:
         import ctypes
@@ -199,11 +209,13 @@ def run_logged(cmd:list,            # the command line
                progress,            # callback (stage, fraction, message)
                cancel,              # threading.Event or None: set it to stop the child
                stage_of,            # line -> (stage, fraction) or None
-               env:dict|None=None, cwd:str|None=None
+               env:dict|None=None, cwd:str|None=None,
+               sampler=None         # pid -> an object with `.stage` and `.stop()` (e.g. `quantize.RssSampler(pid).start()`): told each stage, stopped at the end
               ) -> tuple:           # (exit code, last 40 lines)
     "Run `cmd` in its own process group, feeding each output line to `log` and `stage_of` to `progress`; honour `cancel`."
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, cwd=cwd,
                          start_new_session=True, preexec_fn=_die_with_parent)
+    watch_mem = sampler(p.pid) if sampler is not None else None
     tail = []
     stop = threading.Event()
     def watch():
@@ -219,12 +231,16 @@ def run_logged(cmd:list,            # the command line
             tail = (tail + [line])[-40:]
             log(line)
             st = stage_of(line)
-            if st: progress(*st, line[:120])
+            if st:
+                if watch_mem is not None: watch_mem.stage = st[0]
+                progress(*st, line[:120])
         p.wait()
     except BaseException:
         try: os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError: pass
         p.wait(); raise
-    finally: stop.set()
+    finally:
+        stop.set()
+        if watch_mem is not None: watch_mem.stop()
     if cancel is not None and cancel.is_set(): raise Cancelled("Export cancelled; nothing was written.")
     return p.returncode, tail
