@@ -446,14 +446,17 @@ def test_output_on_read_only_folder(tmp_path, monkeypatch, record_property):
         assert "Read-only" in msg and "Fix" in msg
         monkeypatch.undo(); assert list(ro.iterdir()) == []
 
-@case('disk', "exit 2: 'No space left' with 'free space'; nothing left on the full disk")
+@case('disk', "refused before work when the disk estimate does not fit (naming --ignore-resource-check); with it, exit 2: 'No space left' with 'free space'; nothing left on the full disk")
 def test_disk_full_mid_export(tmp_path, record_property):
     "The builder writes 3.2 MB of weights into a 1 MB tmpfs: the export must say the disk is full and leave nothing."
     full = tmp_path/"full"; src = src_copy(tmp_path)
     if not _mount(full, "size=1m"): pytest.skip("mount not permitted here; test_disk_full_injected covers ENOSPC")
     record_property("how", "1 MB tmpfs mount")
     try:
-        code, msg = export_fails("cli", src, full/"out")
+        code, msg = export_fails("cli", src, full/"out")          # refused before any work: the estimate does not fit
+        assert code == 2 and "of disk" in msg and "Fix" in msg and "--ignore-resource-check" in msg, msg
+        assert_nothing_left(full/"out")
+        code, msg = export_fails("cli", src, full/"out", "--ignore-resource-check")   # told to start: the disk fills mid-export
         assert code == 2 and "No space left" in msg and "Fix" in msg and "free" in msg, msg
         assert_nothing_left(full/"out")
         assert list(full.iterdir()) == []
@@ -633,29 +636,22 @@ def test_stale_cleanup_matches_names_literally(name, other, tmp_path):
     assert not (tmp_path/other).exists(), "a folder that was not this export's was 'restored'"
     assert leftovers(tmp_path/name) == []
 
-@case("data loss", "exit 0; the decoy partial/old folders of output 'ab' unchanged; no leftovers")
-def test_export_named_like_a_pattern_cli(tmp_path):
-    "`mistral-onnx export embedded 'a*'` beside another output's partial and set-aside folders."
-    out = tmp_path/"a*"; decoys = _decoys(tmp_path, "ab")
-    p = cli("export", "embedded", out)
-    assert p.returncode == 0, p.stderr
-    assert {x: tree_hash(x) for x in decoys} == decoys and not (tmp_path/"ab").exists()
-    assert leftovers(out) == [] and check_kv(out).ok
-
-@case("data loss", "a new export gets 0777 less the umask; --overwrite keeps the replaced folder's mode (2775) and group")
-def test_folder_mode_follows_umask_and_replaced_folder(exported, tmp_path):
-    'A new export under umask 002, and --overwrite of a shared setgid 2775 folder.'
+@case("data loss", "a new export gets 0777 less the umask; `export 'a*' --overwrite` over a shared 2775 folder: exit 0, mode and group kept, output 'ab''s partial/old folders unchanged, no leftovers")
+def test_overwrite_keeps_mode_and_touches_only_its_own(exported, tmp_path):
+    "A new export under umask 002; then `mistral-onnx export embedded 'a*' --overwrite` where 'a*' is a shared setgid 2775 export and another output 'ab' has work in progress beside it."
     from mistral_onnx.export import Transaction
     old = os.umask(0o002)
     try:
         with Transaction(tmp_path/"new") as t: (t.tmp/"genai_config.json").write_text("{}"); t.commit()
     finally: os.umask(old)
     assert (tmp_path/"new").stat().st_mode & 0o7777 == 0o775
-    out = _copy_export(exported, tmp_path, "shared"); os.chmod(out, 0o2775); gid = out.stat().st_gid
+    out = _copy_export(exported, tmp_path, "a*"); os.chmod(out, 0o2775); gid = out.stat().st_gid
+    decoys = _decoys(tmp_path, "ab")
     p = cli("export", "embedded", out, "--overwrite", env=dict(os.environ, TMPDIR=str(tmp_path)))
     assert p.returncode == 0, p.stderr
     assert (out.stat().st_mode & 0o7777, out.stat().st_gid) == (0o2775, gid)
-    assert leftovers(out) == [] and not list(tmp_path.glob("mo-work-*"))
+    assert {x: tree_hash(x) for x in decoys} == decoys and not (tmp_path/"ab").exists()
+    assert leftovers(out) == [] and not list(tmp_path.glob("mo-work-*")) and check_kv(out).ok
 
 @case("data loss", "exit 2 naming the link and its target, with the fix; the link and its target unchanged")
 @pytest.mark.parametrize("mode", MODES)
