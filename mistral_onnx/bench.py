@@ -17,8 +17,8 @@ from .folder import ExportFolder, CheckError
 
 # %% auto #0
 __all__ = ['RUNNERS', 'SMALL_55M', 'machine', 'rss_mb', 'device_used_mb', 'PeakMemory', 'bandwidth_gbs', 'GenaiBench',
-           'GraphBench', 'TorchBench', 'BenchResult', 'bench', 'runtime_candidates', 'tune_runtime_options',
-           'random_mistral']
+           'GraphBench', 'TorchBench', 'runner_names', 'runner_factory', 'BenchResult', 'decode_bytes', 'bench',
+           'SweepResult', 'sweep', 'runtime_candidates', 'tune_runtime_options', 'random_mistral']
 
 # %% ../nbs/08_bench.ipynb #c006
 def machine() -> str:
@@ -84,12 +84,15 @@ class GenaiBench:
         self.og, self.model = og, folder.model(ep)
         self.context, self.window = folder.context_length, folder.sliding_window
     def run(self, ids, new_tokens):
+        "`ids`: one prompt (a list of ids) or a batch of equal-length prompts (a list of lists)."
+        batch = ids and isinstance(ids[0], (list, tuple, np.ndarray))
         p = self.og.GeneratorParams(self.model)
-        total = len(ids) + new_tokens
-        p.set_search_options(max_length=min(max(total, self.window), self.context), min_length=total, do_sample=False)
+        total = (len(ids[0]) if batch else len(ids)) + new_tokens
+        p.set_search_options(max_length=min(max(total, self.window), self.context), min_length=total, do_sample=False,
+                             **({"batch_size": len(ids)} if batch else {}))
         gen = self.og.Generator(self.model, p)
         t0 = time.perf_counter()
-        gen.append_tokens(ids); gen.generate_next_token(); gen.get_next_tokens()
+        gen.append_tokens(np.array(ids, dtype=np.int32) if batch else ids); gen.generate_next_token(); gen.get_next_tokens()
         t1 = time.perf_counter()
         for _ in range(new_tokens - 1): gen.generate_next_token(); gen.get_next_tokens()
         return t1 - t0, time.perf_counter() - t1
@@ -101,6 +104,7 @@ class GraphBench:
         from mistral_onnx.validate import GraphRunner
         self.r = GraphRunner(folder, spec, ep or "cpu")
     def run(self, ids, new_tokens):
+        if ids and isinstance(ids[0], (list, tuple, np.ndarray)): raise BadOption("The onnxruntime graph runner runs one prompt at a time.", "use ortgenai for batches.")
         t0 = time.perf_counter()
         tok = int(self.r.prefill(ids, len(ids) + new_tokens)[-1].argmax())
         t1 = time.perf_counter()
@@ -122,7 +126,8 @@ class TorchBench:
         if self.dev.type == "cuda": self.torch.cuda.synchronize()
         return time.perf_counter() - t
     def run(self, ids, new_tokens):
-        x = self.torch.tensor([ids], device=self.dev)
+        "`ids`: one prompt or a batch of equal-length prompts."
+        x = self.torch.tensor(ids if ids and isinstance(ids[0], (list, tuple, np.ndarray)) else [ids], device=self.dev)
         first = self._gen(x, 1); whole = self._gen(x, new_tokens)
         return first, max(whole - first, 1e-9)
 
@@ -131,11 +136,23 @@ RUNNERS = {"ortgenai": GenaiBench, "onnxruntime": GraphBench,
            "torch_nocache": lambda *a, **k: TorchBench(*a, use_cache=False, **k)}
 "Runner names and the class that loads each"
 
+def runner_names() -> list:
+    "Our runners, then the peers' (`mistral_onnx.peers.PEER_RUNNERS`: llama.cpp, OpenVINO GenAI)."
+    from mistral_onnx.peers import PEER_RUNNERS
+    return [*RUNNERS, *PEER_RUNNERS]
+
+def runner_factory(name:str):
+    "What loads runner `name`: ours, or a peer (which says what to install when its package is missing)."
+    if name in RUNNERS: return RUNNERS[name]
+    from mistral_onnx.peers import PEER_RUNNERS
+    if name in PEER_RUNNERS: return PEER_RUNNERS[name]
+    raise BadOption(f"Unknown runner {name!r}.", f"choose from {', '.join(runner_names())}.")
+
 # %% ../nbs/08_bench.ipynb #c011
 @dataclass
 class BenchResult:
     "Rows of one side-by-side run: one per runner, medians over `repeats`."
-    rows:list                        # dicts: runner, prefill_ms, decode_tok_s, peak_mb, weight_mb, floor_tok_s, runs
+    rows:list                        # dicts: runner, prefill_ms, decode_tok_s, peak_mb, weight_mb, decode_mb, floor_tok_s, runs
     machine:str
     bandwidth_gbs:float
     settings:dict=field(default_factory=dict)
@@ -200,10 +217,36 @@ class BenchResult:
         return f
 
 # %% ../nbs/08_bench.ipynb #c013
-def _weight_mb(folder:ExportFolder, spec, runner, dtype):
+def _init_bytes(t) -> int:
+    import onnx
+    from onnx import numpy_helper
+    if t.data_location == onnx.TensorProto.EXTERNAL: return int(next((e.value for e in t.external_data if e.key == "length"), 0))
+    return len(t.raw_data) if t.raw_data else numpy_helper.to_array(t).nbytes
+
+def decode_bytes(model_path:str|Path # an .onnx file (its external data is not read)
+                ) -> dict:           # {"all", "embedding", "decode"} bytes
+    "Bytes of weights one decode step reads: every initializer but those only a Gather reads (the embedding table: one row a step)."
+    import onnx
+    m = onnx.load(str(model_path), load_external_data=False)
+    size = {t.name: _init_bytes(t) for t in m.graph.initializer}
+    users = {}
+    for n in m.graph.node:
+        for i in n.input: users.setdefault(i, set()).add(n.op_type)
+    gathered = {i for n in m.graph.node if n.op_type in ("Gather", "GatherBlockQuantized")
+                for i in n.input if i in size and users[i] <= {"Gather", "GatherBlockQuantized"}}
+    emb = sum(size[i] for i in gathered)
+    return {"all": sum(size.values()), "embedding": emb, "decode": sum(size.values()) - emb}
+
+def _sizes(folder:ExportFolder, spec, runner, dtype, r=None) -> tuple:
+    "(weight_mb, decode_mb) of a runner: the whole weights, and what one decode step reads."
+    if r is not None and getattr(r, "weight_mb", None):
+        return r.weight_mb, getattr(r, "decode_mb", None) or r.weight_mb
     if runner in ("ortgenai", "onnxruntime"):
-        return sum(f.stat().st_size for f in folder.path.iterdir() if f.suffix in (".data", ".onnx") or f.name.endswith(".onnx.data")) / 1e6
-    return num_parameters(spec) * {"float16": 2, "bfloat16": 2}.get(dtype, 4) / 1e6
+        whole = sum(f.stat().st_size for f in folder.path.iterdir() if f.suffix in (".data", ".onnx") or f.name.endswith(".onnx.data")) / 1e6
+        return whole, decode_bytes(folder.path/"model.onnx")["decode"] / 1e6
+    per = {"float16": 2, "bfloat16": 2}.get(dtype, 4)
+    n, emb = num_parameters(spec), spec.vocab_size * spec.hidden_size
+    return n * per / 1e6, (n - (0 if spec.tie_word_embeddings else emb)) * per / 1e6
 
 def bench(source,                         # the PyTorch side: "embedded", a folder or a hub id
           folder:str|Path|ExportFolder,   # the exported folder
@@ -218,8 +261,7 @@ def bench(source,                         # the PyTorch side: "embedded", a fold
          ) -> BenchResult:
     "Prefill latency, decode tokens/s and peak memory of each runner, interleaved in this process."
     progress = progress or (lambda *a: None)
-    bad = [r for r in runners if r not in RUNNERS]
-    if bad: raise BadOption(f"Unknown runner(s) {', '.join(map(repr, bad))}.", f"choose from {', '.join(RUNNERS)}.")
+    for r in runners: runner_factory(r)     # unknown names fail here, before anything loads
     if not runners: raise BadOption("No runner chosen.", f"pass some of {', '.join(RUNNERS)}.")
     if repeats < 1: raise BadOption(f"repeats={repeats}; it must be at least 1.")
     folder = ExportFolder.of(folder)
@@ -246,7 +288,7 @@ def bench(source,                         # the PyTorch side: "embedded", a fold
                     import torch
                     from transformers import AutoModelForCausalLM
                     model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype)).to(device).eval()
-                r = RUNNERS[name](folder, spec, ep, model=model)
+                r = runner_factory(name)(folder, spec, ep, model=model)
                 r.run(ids, new_tokens)            # warm-up
             loaded[name], peaks[name] = r, pm.mb
         except Exception as e: errors[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
@@ -259,15 +301,98 @@ def bench(source,                         # the PyTorch side: "embedded", a fold
     rows = []
     for n in loaded:
         pre = statistics.median(t[0] for t in times[n]); dec = statistics.median(t[1] for t in times[n])
-        w = _weight_mb(folder, spec, n, dtype)
+        w, dm = _sizes(folder, spec, n, dtype, loaded[n])
         rows.append({"runner": n, "prefill_ms": pre * 1e3, "decode_tok_s": (new_tokens - 1) / dec, "peak_mb": peaks[n],
-                     "weight_mb": w, "floor_tok_s": bw * 1e3 / w, "runs": [[round(a * 1e3, 3), round(b * 1e3, 3)] for a, b in times[n]]})
+                     "weight_mb": w, "decode_mb": dm, "floor_tok_s": bw * 1e3 / dm, "runs": [[round(a * 1e3, 3), round(b * 1e3, 3)] for a, b in times[n]]})
     progress("bench", 1.0, "done")
     return BenchResult(rows, machine(), bw, settings={"prompt_len": prompt_len, "new_tokens": new_tokens, "repeats": repeats,
                        "execution_provider": ep, "torch_dtype": dtype, "folder": str(folder.path), "source": str(source),
                        "precision": folder.precision}, errors=errors)
 
-# %% ../nbs/08_bench.ipynb #c021
+# %% ../nbs/08_bench.ipynb #c025
+@dataclass
+class SweepResult:
+    "Decode and prefill over batch sizes and prompt lengths, per runner."
+    rows:list                        # dicts: runner, batch, prompt_len, prefill_ms, decode_tok_s (aggregate), step_ms, runs
+    machine:str
+    settings:dict=field(default_factory=dict)
+    errors:dict=field(default_factory=dict)
+    def to_dict(self) -> dict: return {"machine": self.machine, "settings": self.settings, "rows": self.rows, "errors": self.errors}
+    def _repr_markdown_(self):
+        t = (f"**sweep on {self.machine}** ({self.settings.get('new_tokens')} new tokens, median of {self.settings.get('repeats')})\n\n"
+             "| runner | batch | prompt | prefill ms | decode tok/s (all sequences) | ms per step |\n|---|---|---|---|---|---|\n")
+        t += "\n".join(f"| {r['runner']} | {r['batch']} | {r['prompt_len']} | {r['prefill_ms']:.1f} | {r['decode_tok_s']:.1f} | {r['step_ms']:.2f} |" for r in self.rows)
+        return t + ("\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in self.errors.items()) if self.errors else "")
+    def figure(self):
+        "Decode tok/s against batch (at the shortest prompt), and ms per step against prompt length (batch 1)."
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+        f = make_subplots(rows=1, cols=2, subplot_titles=("decode tok/s, all sequences, by batch", "ms per decode step, by prompt length (batch 1)"))
+        p0 = min(r["prompt_len"] for r in self.rows)
+        for n in dict.fromkeys(r["runner"] for r in self.rows):
+            b = [r for r in self.rows if r["runner"] == n and r["prompt_len"] == p0]
+            f.add_scatter(x=[r["batch"] for r in b], y=[r["decode_tok_s"] for r in b], name=f"{n} (prompt {p0})", mode="lines+markers", row=1, col=1)
+            l = [r for r in self.rows if r["runner"] == n and r["batch"] == 1]
+            f.add_scatter(x=[r["prompt_len"] for r in l], y=[r["step_ms"] for r in l], name=f"{n} (batch 1)", mode="lines+markers", row=1, col=2)
+        f.update_xaxes(type="log", row=1, col=2)
+        f.update_layout(title=f"{self.machine}: {self.settings.get('new_tokens')} new tokens", height=420)
+        return f
+
+def sweep(source,                          # the PyTorch side: "embedded", a folder or a hub id
+          folder:str|Path|ExportFolder,    # the exported folder
+          runners=("ortgenai", "torch_cache"),
+          batches=(1, 4),                  # sequences decoded together
+          prompt_lens=(128, 1024, 4096),   # prompt tokens
+          new_tokens:int=32,
+          repeats:int=2,
+          execution_provider:str|None=None,
+          torch_dtype:str|None=None,
+          seed:int=0,
+          progress=None) -> SweepResult:
+    "Decode tokens/s and prefill of each runner at each batch size and prompt length, interleaved."
+    progress = progress or (lambda *a: None)
+    for r in runners: runner_factory(r)
+    if repeats < 1 or new_tokens < 2: raise BadOption(f"repeats={repeats}, new_tokens={new_tokens}: need at least 1 repeat and 2 new tokens.")
+    folder = ExportFolder.of(folder)
+    ep = execution_provider or folder.execution_provider
+    src = resolve_source(source); spec = ModelSpec.from_pretrained(src)
+    too_long = [n for n in prompt_lens if n + new_tokens > folder.context_length]
+    if too_long: raise BadOption(f"prompt lengths {too_long} + {new_tokens} new tokens exceed the export's context of {folder.context_length}.", "ask for shorter prompts.")
+    device = "cuda" if ep == "cuda" else "cpu"
+    dtype = torch_dtype or ("float16" if device == "cuda" else "float32")
+    rng = np.random.default_rng(seed)
+    ids = {(b, n): rng.integers(3, spec.vocab_size, size=(b, n)).tolist() for b in batches for n in prompt_lens}
+    loaded, errors, model = {}, {}, None
+    for name in runners:
+        try:
+            if name.startswith("torch") and model is None:
+                import torch
+                from transformers import AutoModelForCausalLM
+                model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype)).to(device).eval()
+            loaded[name] = runner_factory(name)(folder, spec, ep, model=model)
+        except Exception as e: errors[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    batched = {n for n in loaded if n in ("ortgenai", "torch_cache", "torch_nocache")}
+    cases = [(n, b, p) for p in prompt_lens for b in batches for n in loaded if b == 1 or n in batched]
+    for n, b, p in cases:      # warm-up at each shape (allocations)
+        try: loaded[n].run(ids[(b, p)] if b > 1 else ids[(b, p)][0], 2)
+        except Exception as e: errors[f"{n} batch {b} prompt {p}"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    cases = [c for c in cases if f"{c[0]} batch {c[1]} prompt {c[2]}" not in errors]
+    times = {c: [] for c in cases}
+    for i in range(repeats):
+        for k, (n, b, p) in enumerate(cases):
+            progress("sweep", (i * len(cases) + k) / (repeats * len(cases)), f"{n} batch {b} prompt {p}")
+            times[(n, b, p)].append(loaded[n].run(ids[(b, p)] if b > 1 else ids[(b, p)][0], new_tokens))
+    rows = []
+    for (n, b, p), ts in times.items():
+        pre = statistics.median(t[0] for t in ts); dec = statistics.median(t[1] for t in ts)
+        rows.append({"runner": n, "batch": b, "prompt_len": p, "prefill_ms": pre * 1e3, "decode_tok_s": b * (new_tokens - 1) / dec,
+                     "step_ms": dec * 1e3 / (new_tokens - 1), "runs": [[round(a * 1e3, 3), round(c * 1e3, 3)] for a, c in ts]})
+    rows.sort(key=lambda r: (list(loaded).index(r["runner"]), r["batch"], r["prompt_len"]))
+    progress("sweep", 1.0, "done")
+    return SweepResult(rows, machine(), {"batches": list(batches), "prompt_lens": list(prompt_lens), "new_tokens": new_tokens,
+                       "repeats": repeats, "execution_provider": ep, "torch_dtype": dtype, "folder": str(folder.path)}, errors)
+
+# %% ../nbs/08_bench.ipynb #c030
 def runtime_candidates(execution_provider:str) -> list:
     "Option sets worth measuring: thread counts on CPU, CUDA graph off/on on CUDA."
     if execution_provider == "cpu":
@@ -326,7 +451,7 @@ def tune_runtime_options(folder:str|Path|ExportFolder,   # a finished export
         (f.path/"export_report.json").write_text(json.dumps(f.report, indent=1))
     return result
 
-# %% ../nbs/08_bench.ipynb #c025
+# %% ../nbs/08_bench.ipynb #c034
 SMALL_55M = {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8, "num_attention_heads": 8,
              "num_key_value_heads": 2, "vocab_size": 32000, "max_position_embeddings": 2048, "sliding_window": 1024}
 "A 57 M-parameter Mistral (with untied 32k-token embeddings) for CPU benchmarks"

@@ -13,8 +13,8 @@ from .check import read_genai_config
 
 # %% auto #0
 __all__ = ['PEER_PACKAGES', 'GGUF_TYPES', 'PEER_RUNNERS', 'PeerError', 'need', 'available', 'export_threads', 'export_source',
-           'cache_dir', 'cache_key', 'fetch_llama_cpp_tree', 'llama_cpp_tree', 'to_gguf', 'quantize_gguf', 'gguf_for',
-           'LlamaCppBench', 'to_openvino', 'openvino_for', 'OpenVINOBench']
+           'cache_dir', 'cache_key', 'fetch_llama_cpp_tree', 'llama_cpp_tree', 'to_gguf', 'padded_vocab_source',
+           'quantize_gguf', 'gguf_for', 'LlamaCppBench', 'to_openvino', 'openvino_for', 'OpenVINOBench']
 
 # %% ../nbs/08a_peers.ipynb #c006
 class PeerError(RuntimeError):
@@ -130,13 +130,32 @@ def to_gguf(source:str|Path,             # a Hugging Face model folder
     if not (Path(source)/"config.json").exists(): raise PeerError(f"{source} is not a Hugging Face model folder (no config.json).")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
-    r = subprocess.run([sys.executable, str(tree/"convert_hf_to_gguf.py"), str(source), "--outfile", str(tmp), "--outtype", outtype],
-                       capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as stage:
+        src = padded_vocab_source(source, Path(stage))
+        r = subprocess.run([sys.executable, str(tree/"convert_hf_to_gguf.py"), str(src), "--outfile", str(tmp), "--outtype", outtype],
+                           capture_output=True, text=True)
     if r.returncode or not tmp.exists():
         tmp.unlink(missing_ok=True)
         raise PeerError(f"convert_hf_to_gguf.py failed on {source} (exit {r.returncode}):\n{(r.stderr or r.stdout)[-1500:]}")
     tmp.rename(out)
     return out
+
+def padded_vocab_source(source:str|Path, stage:Path) -> Path:
+    "`source`, or a linked copy in `stage` whose tokenizer.json has placeholder tokens up to the config's `vocab_size`."
+    source = Path(source)
+    cfg = json.loads((source/"config.json").read_text())
+    tj = source/"tokenizer.json"
+    if not tj.exists(): return source
+    tok = json.loads(tj.read_text())
+    vocab = tok.get("model", {}).get("vocab")
+    if not isinstance(vocab, dict): return source
+    n = len(set(vocab.values()) | {t["id"] for t in tok.get("added_tokens", [])})
+    if n >= cfg.get("vocab_size", 0): return source
+    for f in source.iterdir():
+        if f.name != "tokenizer.json": (stage/f.name).symlink_to(f.resolve())
+    for i in range(n, cfg["vocab_size"]): vocab[f"<pad_{i}>"] = i
+    (stage/"tokenizer.json").write_text(json.dumps(tok))
+    return stage
 
 def quantize_gguf(src:str|Path,     # a GGUF file (f32 or f16)
                   out:str|Path,     # the file to write
@@ -146,7 +165,7 @@ def quantize_gguf(src:str|Path,     # a GGUF file (f32 or f16)
     "Quantize a GGUF file with llama.cpp's `llama_model_quantize` (what the `llama-quantize` tool runs)."
     llama_cpp = need("llama_cpp")
     if kind not in GGUF_TYPES: raise PeerError(f"Unknown GGUF type {kind!r}. Fix: choose from {', '.join(GGUF_TYPES)}.")
-    out = Path(out); tmp = out.with_name(out.name + ".part")
+    out = Path(out); tmp = out.with_name(out.name + ".part"); out.parent.mkdir(parents=True, exist_ok=True)
     p = llama_cpp.llama_model_quantize_default_params()
     p.ftype, p.nthread = GGUF_TYPES[kind], threads
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), p)
@@ -166,7 +185,7 @@ def gguf_for(source:str|Path,   # a Hugging Face model folder
     if kind in ("f32", "f16", "bf16"): return to_gguf(source, out, kind, llama_cpp_dir)
     return quantize_gguf(gguf_for(source, "f32", llama_cpp_dir), out, kind)
 
-# %% ../nbs/08a_peers.ipynb #c019
+# %% ../nbs/08a_peers.ipynb #c020
 class LlamaCppBench:
     "llama.cpp through llama-cpp-python: greedy `generate` on a GGUF file, prompt cache reset before each run."
     def __init__(self, folder, spec=None, ep="cpu", model=None,
@@ -194,7 +213,7 @@ class LlamaCppBench:
         t2 = time.perf_counter(); it.close()
         return t1 - t0, t2 - t1
 
-# %% ../nbs/08a_peers.ipynb #c021
+# %% ../nbs/08a_peers.ipynb #c022
 def _optimum_cli(path=None) -> str:
     for p in (path, os.environ.get("OPTIMUM_CLI"), Path(sys.executable).with_name("optimum-cli"), shutil.which("optimum-cli")):
         if p and Path(p).exists(): return str(p)
@@ -223,7 +242,7 @@ def openvino_for(source, weight_format:str="fp32", optimum_cli=None) -> Path:
     out = cache_dir()/cache_key(source, "openvino", weight_format)/f"ov-{weight_format}"
     return out if (out/"openvino_model.xml").exists() else to_openvino(source, out, weight_format, optimum_cli)
 
-# %% ../nbs/08a_peers.ipynb #c023
+# %% ../nbs/08a_peers.ipynb #c024
 class OpenVINOBench:
     "OpenVINO GenAI `LLMPipeline` on the CPU, greedy, prefix cache off."
     def __init__(self, folder, spec=None, ep="cpu", model=None,
@@ -266,7 +285,7 @@ def _TokenStreamer(og, marks):
         def end(self): pass
     return S()
 
-# %% ../nbs/08a_peers.ipynb #c025
+# %% ../nbs/08a_peers.ipynb #c026
 PEER_RUNNERS = {
     "llamacpp_f32":  lambda *a, **k: LlamaCppBench(*a, kind="f32", **k),
     "llamacpp_q4_0": lambda *a, **k: LlamaCppBench(*a, kind="q4_0", **k),

@@ -95,11 +95,12 @@ class OrtBench:
         from mistral_onnx.check import read_genai_config
         g = read_genai_config(folder)
         self.context = g["model"].get("context_length") or g["search"]["max_length"]
+        self.window = (g["model"]["decoder"].get("sliding_window") or {}).get("window_size") or 0   # a ring cache must hold the window
         self.weight_mb = folder_mb(folder)
     def run(self, ids, new_tokens):
         p = self.og.GeneratorParams(self.model)
         total = len(ids) + new_tokens
-        p.set_search_options(max_length=min(total, self.context), min_length=total, do_sample=False)
+        p.set_search_options(max_length=min(max(total, self.window), self.context), min_length=total, do_sample=False)
         gen = self.og.Generator(self.model, p)
         t0 = time.perf_counter()
         gen.append_tokens(ids); gen.generate_next_token(); gen.get_next_tokens()
@@ -171,6 +172,7 @@ def mem_available_mb() -> float:
 def measure(runners:dict, ids, new_tokens, rounds, max_load, retries) -> dict:
     "Interleaved timed runs with the load of other processes during each; per runner: runs and medians."
     names = list(runners)
+    if not names: return {}
     runs = {n: [] for n in names}
     for i in range(rounds):
         order = names[i % len(names):] + names[:i % len(names)]
@@ -243,6 +245,9 @@ def versions() -> dict:
     for p in ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "llama-cpp-python", "openvino", "openvino-genai"):
         try: out[p] = version(p)
         except Exception: out[p] = None
+    if out["llama-cpp-python"] is None:       # imported from a source tree (PYTHONPATH + LLAMA_CPP_LIB_PATH)
+        try: import llama_cpp; out["llama-cpp-python"] = llama_cpp.__version__ + " (source tree, libllama built here with -march=native)"
+        except Exception: pass
     return out
 
 def write_results(path:Path, key:str, value):
@@ -250,6 +255,9 @@ def write_results(path:Path, key:str, value):
     d = json.loads(path.read_text()) if path.exists() else {}
     d[key] = value
     tmp = path.with_suffix(".json.part"); tmp.write_text(json.dumps(d, indent=1) + "\n"); tmp.replace(path)
+
+def read_key(path:Path, key:str) -> dict:
+    return (json.loads(path.read_text()) if path.exists() else {}).get(key, {})
 
 def header(args) -> dict:
     from mistral_onnx.bench import machine
@@ -279,20 +287,28 @@ def recipes(args, models):
                     "export, and each recipe's held-out accuracy on the embedded model (task_accuracy, n prompts)",
            "recipes": {k: RECIPES[k] for k in names}, **header(args)}
     emb = resolve_source("embedded")
-    acc = {}
+    acc, acc_err = {}, {}
     if not args.no_accuracy:
         for k in ["fp32"] + names:
-            f = export_ours(emb, Path(args.work)/"exports"/f"embedded-{k}", "fp32" if k == "fp32" else "int4", RECIPES.get(k))
-            t = time.time(); acc[k] = task_accuracy(f, n=args.accuracy_n); log(f"accuracy {k}: {acc[k]:.3f} ({time.time()-t:.0f} s)")
-        out["accuracy"] = {"n": args.accuracy_n, "exact_match": acc}
+            try:
+                f = export_ours(emb, Path(args.work)/"exports"/f"embedded-{k}", "fp32" if k == "fp32" else "int4", RECIPES.get(k))
+                t = time.time(); acc[k] = task_accuracy(f, n=args.accuracy_n); log(f"accuracy {k}: {acc[k]:.3f} ({time.time()-t:.0f} s)")
+            except Exception as e:
+                acc_err[k] = f"{type(e).__name__}: {str(e)[:600]}"; log(f"accuracy {k} failed: {acc_err[k]}")
+            out["accuracy"] = {"n": args.accuracy_n, "exact_match": acc, "errors": acc_err}
+            write_results(Path(args.out), "int4_recipes", {**read_key(Path(args.out), "int4_recipes"), **out})
     for mn, m in models.items():
-        for k in names: export_ours(m, Path(args.work)/"exports"/f"{m.name}-{k}", "int4", RECIPES[k])
+        bad = {}
+        for k in names:
+            try: export_ours(m, Path(args.work)/"exports"/f"{m.name}-{k}", "int4", RECIPES[k])
+            except Exception as e: bad["ortgenai_" + k] = f"{type(e).__name__}: {str(e)[:600]}"; log(f"export {k} failed: {bad['ortgenai_' + k]}")
         export_ours(m, Path(args.work)/"exports"/f"{m.name}-fp32", "fp32")
+        if args.prepare_only: continue
         errs = prepare_peers(m, ["llamacpp_q4_0"], args.optimum_cli)
-        rn = ["ortgenai_" + k for k in names] + ["llamacpp_q4_0"]
+        rn = ["ortgenai_" + k for k in names if "ortgenai_" + k not in bad] + ["llamacpp_q4_0"]
         loaders = {"ortgenai_int4": lambda m=m: OrtBench(Path(args.work)/"exports"/f"{m.name}-int4", "ortgenai_int4", args.threads)}
         r = bench_model(m, rn, args, loaders)
-        r["errors"].update(errs)
+        r["errors"].update(errs); r["errors"].update(bad)
         for k in names:
             row = r["rows"].get("ortgenai_" + k)
             if row: row["file_mb"] = folder_mb(Path(args.work)/"exports"/f"{m.name}-{k}")
@@ -301,7 +317,8 @@ def recipes(args, models):
                                             "prefill_speed": r["rows"]["llamacpp_q4_0"]["prefill_ms"] / row["prefill_ms"]}
                                         for n, row in r["rows"].items() if "llamacpp_q4_0" in r["rows"]}
         out[mn] = r
-    write_results(Path(args.out), "int4_recipes", out)
+    if args.prepare_only: return
+    write_results(Path(args.out), "int4_recipes", {**read_key(Path(args.out), "int4_recipes"), **out})
     log("wrote int4_recipes to", args.out)
 
 # ---------------------------------------------------------------- threads
