@@ -92,4 +92,7 @@ def corpus_model(name:str,            # a corpus name (`corpus_names()`) or a co
     for f in EMBEDDED_DIR.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens_map")) or f.name in TOKENIZER_FILES or f.name == "chat_template.jinja":
             shutil.copy2(f, out/f.name)
+    tc = json.loads((out/"tokenizer_config.json").read_text())   # name the pad token: for a Qwen config transformers picks
+    tc.setdefault("pad_token", tc.get("eos_token", "</s>"))       # Qwen2Tokenizer, which would add `<|endoftext|>` past the vocabulary
+    (out/"tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
     return out
