@@ -14,7 +14,8 @@ from .check import read_genai_config
 # %% auto #0
 __all__ = ['PEER_PACKAGES', 'GGUF_TYPES', 'PEER_RUNNERS', 'PeerError', 'need', 'available', 'export_threads', 'export_source',
            'cache_dir', 'cache_key', 'fetch_llama_cpp_tree', 'llama_cpp_tree', 'to_gguf', 'padded_vocab_source',
-           'quantize_gguf', 'gguf_for', 'LlamaCppBench', 'to_openvino', 'openvino_for', 'OpenVINOBench']
+           'quantize_gguf', 'gguf_for', 'gguf_decode_bytes', 'LlamaCppBench', 'to_openvino', 'openvino_for',
+           'OpenVINOBench', 'openvino_gather_bytes']
 
 # %% ../nbs/08a_peers.ipynb #c006
 class PeerError(RuntimeError):
@@ -186,6 +187,16 @@ def gguf_for(source:str|Path,   # a Hugging Face model folder
     return quantize_gguf(gguf_for(source, "f32", llama_cpp_dir), out, kind)
 
 # %% ../nbs/08a_peers.ipynb #c020
+def gguf_decode_bytes(path:str|Path, llama_cpp_dir=None) -> int:
+    "Bytes of a GGUF file's tensors one decode step reads (0 when the `gguf` reader is not available)."
+    try: import gguf
+    except ImportError:
+        try: sys.path.insert(0, str(llama_cpp_tree(llama_cpp_dir, fetch=False)/"gguf-py")); import gguf
+        except Exception: return 0
+    t = {x.name: int(x.n_bytes) for x in gguf.GGUFReader(str(path)).tensors}
+    return sum(t.values()) - (t.get("token_embd.weight", 0) if "output.weight" in t else 0)
+
+# %% ../nbs/08a_peers.ipynb #c022
 class LlamaCppBench:
     "llama.cpp through llama-cpp-python: greedy `generate` on a GGUF file, prompt cache reset before each run."
     def __init__(self, folder, spec=None, ep="cpu", model=None,
@@ -205,6 +216,7 @@ class LlamaCppBench:
             except Exception: n_ctx = 4096
         self.llm = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=self.threads, n_threads_batch=self.threads, verbose=False)
         self.weight_mb = self.path.stat().st_size / 1e6
+        self.decode_mb = gguf_decode_bytes(self.path, llama_cpp_dir) / 1e6 or self.weight_mb
     def run(self, ids, new_tokens):
         self.llm.reset()                        # no reuse of the previous prompt's cache
         it = self.llm.generate(ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0, reset=True)
@@ -213,7 +225,7 @@ class LlamaCppBench:
         t2 = time.perf_counter(); it.close()
         return t1 - t0, t2 - t1
 
-# %% ../nbs/08a_peers.ipynb #c022
+# %% ../nbs/08a_peers.ipynb #c024
 def _optimum_cli(path=None) -> str:
     for p in (path, os.environ.get("OPTIMUM_CLI"), Path(sys.executable).with_name("optimum-cli"), shutil.which("optimum-cli")):
         if p and Path(p).exists(): return str(p)
@@ -242,7 +254,7 @@ def openvino_for(source, weight_format:str="fp32", optimum_cli=None) -> Path:
     out = cache_dir()/cache_key(source, "openvino", weight_format)/f"ov-{weight_format}"
     return out if (out/"openvino_model.xml").exists() else to_openvino(source, out, weight_format, optimum_cli)
 
-# %% ../nbs/08a_peers.ipynb #c024
+# %% ../nbs/08a_peers.ipynb #c026
 class OpenVINOBench:
     "OpenVINO GenAI `LLMPipeline` on the CPU, greedy, prefix cache off."
     def __init__(self, folder, spec=None, ep="cpu", model=None,
@@ -263,6 +275,8 @@ class OpenVINOBench:
         sc = og.SchedulerConfig(); sc.enable_prefix_caching = False
         self.pipe = og.LLMPipeline(str(self.path), "CPU", scheduler_config=sc, **props)
         self.weight_mb = sum(f.stat().st_size for f in self.path.glob("openvino_model.bin")) / 1e6
+        try: self.decode_mb = self.weight_mb - openvino_gather_bytes(ov.Core().read_model(str(self.path/"openvino_model.xml"))) / 1e6
+        except Exception: self.decode_mb = self.weight_mb
     def run(self, ids, new_tokens):
         og, ov = self.og, self.ov
         x = np.array([ids], dtype=np.int64)
@@ -276,6 +290,24 @@ class OpenVINOBench:
         if n != new_tokens: raise PeerError(f"OpenVINO made {n} tokens, not {new_tokens}.")
         return marks[0] - t0, t2 - marks[0]
 
+def openvino_gather_bytes(model) -> int:
+    "Bytes of the constants only a Gather reads (through converts and dequantizing arithmetic): the embedding table."
+    chain = {"Convert", "Subtract", "Multiply", "Reshape", "Unsqueeze"}
+    def consts(out, seen):
+        node = out.get_node()
+        if node.get_type_name() == "Constant": return [node]
+        if node.get_type_name() not in chain or id(node) in seen: return []
+        seen.add(id(node))
+        return [c for i in node.inputs() for c in consts(i.get_source_output(), seen)]
+    total, done = 0, set()
+    for op in model.get_ops():
+        if op.get_type_name() != "Gather": continue
+        for c in consts(op.input(0).get_source_output(), set()):
+            users = {t.get_node().get_type_name() for o in c.outputs() for t in o.get_target_inputs()}
+            if c.get_friendly_name() in done or "MatMul" in users: continue
+            done.add(c.get_friendly_name()); total += c.get_byte_size()
+    return total
+
 def _TokenStreamer(og, marks):
     "A streamer that notes the time of the first token (token ids in, no detokenizer needed)."
     class S(og.StreamerBase):
@@ -285,7 +317,7 @@ def _TokenStreamer(og, marks):
         def end(self): pass
     return S()
 
-# %% ../nbs/08a_peers.ipynb #c026
+# %% ../nbs/08a_peers.ipynb #c028
 PEER_RUNNERS = {
     "llamacpp_f32":  lambda *a, **k: LlamaCppBench(*a, kind="f32", **k),
     "llamacpp_q4_0": lambda *a, **k: LlamaCppBench(*a, kind="q4_0", **k),
