@@ -57,12 +57,9 @@ def use_full_cache(folder:str|Path) -> int:   # GroupQueryAttention nodes change
     return changed
 
 def window_cache_of(folder:str|Path) -> str|None:   # "full", "ring", or None for a graph without a window
-    "How an exported folder keeps a windowed model's cache: `ring` when genai_config has a `sliding_window` section (ORT GenAI then sizes the cache by the window)."
-    folder = Path(folder)
-    dec = json.loads((folder/"genai_config.json").read_text())["model"]["decoder"]
-    if (dec.get("sliding_window") or {}).get("window_size"): return "ring"
-    wins = [a.get("local_window_size", -1) for a in gqa_attributes(folder/dec.get("filename", "model.onnx"))]
-    return "full" if any(w > 0 for w in wins) else None
+    "How an exported folder keeps a windowed model's cache (`ExportFolder.window_cache`, the one reading of a folder): `ring`, `full` or None."
+    from mistral_onnx.folder import ExportFolder
+    return ExportFolder(folder).window_cache
 
 # %% ../nbs/03c_builder.ipynb #c012
 def append_prompt(generator,            # an `onnxruntime_genai.Generator`
@@ -92,6 +89,8 @@ def _builder_stage(spec, precision):
             try: return ("quantize", (int(low.split("/model/layers.")[1].split("/")[0]) + 1) / n)
             except (ValueError, IndexError): return None
         if "saving genai config" in low: return ("write", 0.5)
+        if low.startswith("mistral_onnx: quantizing"): return ("quantize", 0.0)    # the low-memory driver's marks (quantize.builder_main)
+        if low.startswith("mistral_onnx: writing"): return ("write", 0.0)
         return None
     return stage_of
 
@@ -101,7 +100,9 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
                   log, progress, cancel=None,
                   extra_options:dict|None=None,   # the builder's --extra_options
                   work:Path|None=None,
-                  window_cache:str="full"          # `full` (default) or `ring`: how a windowed model's cache is kept (`WINDOW_CACHES`)
+                  window_cache:str="full",         # `full` (default) or `ring`: how a windowed model's cache is kept (`WINDOW_CACHES`)
+                  low_memory:bool=True,            # int4/int8: quantize one weight at a time (`03e_quantize`); other precisions unaffected
+                  sampler=None                     # pid -> memory sampler (e.g. `quantize.RssSampler(pid).start()`), told each stage; its peaks go in the result
                  ) -> dict:
     "Export with onnxruntime-genai's model builder into `tmp`."
     if window_cache not in WINDOW_CACHES:
@@ -116,22 +117,28 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
     (stage/"config.json").write_text(json.dumps(cfg, indent=1))
     added = {k: cfg[k] for k in ("num_key_value_heads", "head_dim", "layer_types") if k in cfg and src_cfg.get(k) != cfg[k]}
     if added: log("config handed to the builder, from ModelSpec: " + ", ".join(f"{k} = {_short(v)}" for k, v in added.items()))
-    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(stage), "-o", str(tmp), "-p", precision,
-           "-e", execution_provider, "-c", str(work/"cache")]
+    # the command `quantize.builder_command` builds (not imported: quantize imports this module): the builder through
+    # quantize.builder_main, which with --low-memory quantizes one weight at a time
+    cmd = [sys.executable, "-c", "from mistral_onnx.quantize import builder_main; builder_main()", "-i", str(stage), "-o", str(tmp),
+           "-p", precision, "-e", execution_provider, "-c", str(work/"cache")]
+    if low_memory and precision in ("int4", "int8"): cmd.append("--low-memory")
     if extra_options: cmd += ["--extra_options"] + [f"{k}={v}" for k, v in extra_options.items()]
     log("$ " + " ".join(cmd))
     progress("convert", 0.0, "model builder started")
-    rc, tail = run_logged(cmd, log, progress, cancel, _builder_stage(spec, precision), cwd=str(work))
+    samplers = []
+    rc, tail = run_logged(cmd, log, progress, cancel, _builder_stage(spec, precision), cwd=str(work),
+                          sampler=(lambda pid: samplers.append(sampler(pid)) or samplers[-1]) if sampler else None)
     if rc != 0 or not (tmp/"model.onnx").exists():
         full = next((l for l in tail if "No space left on device" in l or "Errno 28" in l), None)
         if full: raise ExportError(f"No space left on the disk holding {tmp.parent} while the model builder wrote the model "
-                                   f"({full.strip()[:160]}). Fix: free space there (an export needs about twice the weights' size) "
+                                   f"({full.strip()[:160]}).", "free space there (an export needs about twice the weights' size) "
                                    "or choose an output folder on another disk.")
         ro = next((l for l in tail if "Read-only file system" in l or "Errno 30" in l), None)
-        if ro: raise ExportError(f"{tmp.parent} is on a read-only file system ({ro.strip()[:160]}). Fix: choose a folder you can write to.")
-        raise ExportError(f"onnxruntime-genai's model builder failed (exit {rc}). Last lines:\n  " + "\n  ".join(tail[-12:]) +
-                          "\nFix: run `mistral-onnx doctor` to see whether this onnxruntime-genai/transformers pair can export this model.")
+        if ro: raise ExportError(f"{tmp.parent} is on a read-only file system ({ro.strip()[:160]}).", "choose a folder you can write to.")
+        raise ExportError(f"onnxruntime-genai's model builder failed (exit {rc}). Last lines:\n  " + "\n  ".join(tail[-12:]), None)   # the export front adds where the full log is kept
     changed = use_full_cache(tmp) if window_cache == "full" else 0
     if changed: log(f"full-length cache: sliding_window_cache = 0 on {changed} GroupQueryAttention nodes, genai_config's sliding_window section removed")
-    return {"command": cmd, "staged_config": {k: _short(v) for k, v in added.items()},
-            "layer_types_added": "layer_types" in added, "window_cache": window_cache_of(tmp)}
+    info = {"command": cmd, "staged_config": {k: _short(v) for k, v in added.items()},
+            "layer_types_added": "layer_types" in added, "window_cache": window_cache_of(tmp), "low_memory": low_memory}
+    if samplers and hasattr(samplers[0], "stage_peak_rss_bytes"): info["stage_peak_rss_bytes"] = samplers[0].stage_peak_rss_bytes()
+    return info
