@@ -252,7 +252,7 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     except OSError as e: raise ExportError(f"Cannot create {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
     if not os.access(out.parent, os.W_OK): raise ExportError(f"{out.parent} is not writable. Fix: choose a folder you can write to.")
     from mistral_onnx.quantize import estimate_export_resources, check_resources
-    est = estimate_export_resources(spec, precision, r.name, low_memory=bool(route_options.get("low_memory")),
+    est = estimate_export_resources(spec, precision, r.name, low_memory=bool(route_options.get("low_memory", True)),   # the builder's default
                                     execution_provider=execution_provider)
     check_resources(est, out, ignore=ignore_resource_check, what=f"Exporting {source} ({precision}, {r.name})")
     return Plan(r, str(source), src, spec, src_cfg, out, precision, execution_provider, overwrite, route_options)
@@ -305,8 +305,9 @@ def _make_work() -> tuple:
     "A scratch folder in `$TMPDIR` and the locked descriptor of its `.owner` file (the kernel drops the lock when the export dies)."
     import fcntl
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
-    fd = os.open(work/".owner", os.O_CREAT | os.O_RDWR, 0o600)
+    fd = os.open(work/".owner-new", os.O_CREAT | os.O_RDWR, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode())
+    os.rename(work/".owner-new", work/".owner")      # `.owner` appears already locked: no other export can see it free
     return work, fd
 
 def clean_stale_work(log=None) -> list:   # the folders removed
@@ -451,7 +452,7 @@ class Transaction:
                               fix + ".") from None
         return False
 
-# %% ../nbs/03_export.ipynb #c019
+# %% ../nbs/03_export.ipynb #c021
 def finish_folder(tmp:Path, src:Path, execution_provider:str):
     "Copy the source's tokenizer files into the export and write the runtime options into its genai_config."
     for f in src.iterdir():
@@ -535,7 +536,7 @@ def export_report(p:Plan,          # the export's plan
             "route_info": {k: (v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)) for k, v in (info or {}).items()},
             "command": command(p)}
 
-# %% ../nbs/03_export.ipynb #c021
+# %% ../nbs/03_export.ipynb #c023
 @dataclass
 class ExportResult:
     "A finished export: where it is, what its report says, and its KV check."

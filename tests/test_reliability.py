@@ -330,7 +330,7 @@ def _find_builders(marker:str) -> list:
         if not p.name.isdigit(): continue
         try: cmd = (p/"cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError: continue
-        if "onnxruntime_genai.models.builder" in cmd and marker in cmd: pids.append(int(p.name))
+        if ("onnxruntime_genai.models.builder" in cmd or "builder_main()" in cmd) and marker in cmd: pids.append(int(p.name))   # the builder, or its low-memory wrapper
     return pids
 
 def _alive(pid):
