@@ -73,7 +73,8 @@ class GraphRunner:
         self.dtype, self.kv_heads = _NP[typ], dims[1] if isinstance(dims[1], int) else spec.num_key_value_heads
         provs = ["CUDAExecutionProvider", "CPUExecutionProvider"] if execution_provider == "cuda" else ["CPUExecutionProvider"]
         self.device = "cuda" if execution_provider == "cuda" else "cpu"
-        self.sess = ort.InferenceSession(str(self.folder.graph_path), providers=provs)
+        so = ort.SessionOptions(); so.log_severity_level = 4   # a failing step raises, and the phase reports it: no duplicate red log lines
+        self.sess = ort.InferenceSession(str(self.folder.graph_path), so, providers=provs)
         self.out_names = [o.name for o in self.sess.get_outputs()]
         self.in_names = {i.name for i in self.sess.get_inputs()}
 
@@ -212,7 +213,7 @@ class ValidationReport:
     def _repr_markdown_(self):
         head = f"**validate `{self.folder}` ({self.precision}): {'PASS' if self.ok else 'FAIL'}**\n\n"
         t = "| runner | phase | positions | max abs diff | mean abs diff | judged by | greedy agree | result | first failure |\n|---|---|---|---|---|---|---|---|---|\n"
-        t += "\n".join("| " + " | ".join(str(c) for c in r[:7]) + f" | {'✅' if r[7] == 'PASS' else '❌'} | {r[8]} |" for r in self._rows())
+        t += "\n".join("| " + " | ".join(str(c) for c in r[:7]) + f" | {'✅ pass' if r[7] == 'PASS' else '❌ fail'} | {r[8]} |" for r in self._rows())
         if self.accuracy is not None: t += f"\n\nTask accuracy: {self.accuracy:.1%} (need {self.min_accuracy:.0%})."
         return head + t + "".join(f"\n\n{n}" for n in self.notes)
 
