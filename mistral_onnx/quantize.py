@@ -475,6 +475,10 @@ def output_bytes(spec:ModelSpec, precision:str, execution_provider:str="cpu", bl
     return (w["matmul"] + w["embedding"] + w["norms"]) * g
 
 # %% ../nbs/03e_quantize.ipynb #c036
+def _size(b:int) -> str:
+    "Bytes as GB, or MB below 1 GB (so a small model's numbers do not read 0.0 GB)."
+    return f"{b/1e9:.1f} GB" if b >= 1e9 else f"{b/1e6:.1f} MB"
+
 @dataclass
 class ResourceEstimate:
     "What an export is expected to need: peak host memory and disk, with the parts and the basis."
@@ -483,7 +487,7 @@ class ResourceEstimate:
     parts:dict=field(default_factory=dict) # named contributions, bytes
     basis:str=""                   # how it was computed
     def to_dict(self) -> dict: return {"host_peak_bytes": self.host_peak_bytes, "disk_bytes": self.disk_bytes, "parts": self.parts, "basis": self.basis}
-    def __str__(self): return f"about {self.host_peak_bytes/1e9:.1f} GB of memory at the peak and {self.disk_bytes/1e9:.1f} GB of disk"
+    def __str__(self): return f"about {_size(self.host_peak_bytes)} of memory at the peak and {_size(self.disk_bytes)} of disk"
     def _repr_markdown_(self):
         rows = "\n".join(f"| {k} | {v/1e9:.2f} GB |" for k, v in self.parts.items())
         return (f"**Estimate: {self}**\n\n| part | bytes |\n|---|---|\n{rows}\n| **peak host memory** | **{self.host_peak_bytes/1e9:.2f} GB** |\n"
@@ -515,8 +519,8 @@ def estimate_export_resources(spec:ModelSpec,            # shapes of the model t
         how = (f"builder's own {precision}: source + {BUILDER_INT4_GRAPH_COPIES} x graph ({gd})" if route == "builder" else
                f"route {route!r} not measured; estimated as the builder's own int4 (source + {BUILDER_INT4_GRAPH_COPIES} x graph)")
     disk = int(out * 1.05) + replacing_bytes
-    basis = (f"{num_parameters(spec)/1e9:.2f} B parameters, source {src/1e9:.2f} GB, graph {gd}; peak = interpreter + {how}; "
-             f"disk = output {out/1e9:.2f} GB x 1.05" + (f" + the replaced folder {replacing_bytes/1e9:.2f} GB" if replacing_bytes else ""))
+    basis = (f"{num_parameters(spec)/1e9:.2f} B parameters, source {_size(src)}, graph {gd}; peak = interpreter + {how}; "
+             f"disk = output {_size(out)} x 1.05" + (f" + the replaced folder {_size(replacing_bytes)}" if replacing_bytes else ""))
     return ResourceEstimate(int(sum(parts.values())), disk, parts, basis)
 
 # %% ../nbs/03e_quantize.ipynb #c042
@@ -552,9 +556,9 @@ def check_resources(estimate:ResourceEstimate, # from `estimate_export_resources
     short = []
     mem = free["memory_available_bytes"]
     if mem is not None and estimate.host_peak_bytes > mem:
-        short.append(f"about {estimate.host_peak_bytes/1e9:.1f} GB of memory at its peak and {mem/1e9:.1f} GB is available (MemAvailable)")
+        short.append(f"about {_size(estimate.host_peak_bytes)} of memory at its peak and {_size(mem)} is available (MemAvailable)")
     if estimate.disk_bytes > free["disk_free_bytes"]:
-        short.append(f"about {estimate.disk_bytes/1e9:.1f} GB of disk and {free['disk_free_bytes']/1e9:.1f} GB is free on {free['disk_path']}")
+        short.append(f"about {_size(estimate.disk_bytes)} of disk and {_size(free['disk_free_bytes'])} is free on {free['disk_path']}")
     res = {"estimate": estimate.to_dict(), "free": free, "fits": not short}
     if short and not ignore:
         raise ResourceError(f"{what} needs " + "; it also needs ".join(short) + f". Estimate: {estimate.basis}.",
@@ -613,8 +617,8 @@ def check_gpu_memory(estimate:ResourceEstimate,  # from `estimate_gpu_memory`
     free = gpu_free(device) if free is None else free
     fits = free is None or estimate.host_peak_bytes <= free
     if not fits and not ignore:
-        raise ResourceError(f"{what} needs about {estimate.host_peak_bytes/1e9:.1f} GB of GPU memory on cuda:{device} and "
-                            f"{free/1e9:.1f} GB is free. Estimate: " + ", ".join(f"{k} {v/1e9:.2f} GB" for k, v in estimate.parts.items()) + ".",
+        raise ResourceError(f"{what} needs about {_size(estimate.host_peak_bytes)} of GPU memory on cuda:{device} and "
+                            f"{_size(free)} is free. Estimate: " + ", ".join(f"{k} {_size(v)}" for k, v in estimate.parts.items()) + ".",
                             "free the GPU (other processes: nvidia-smi), use a shorter sequence, run the reference on the CPU, "
                             f"or pass ignore_resource_check=True (CLI: {IGNORE_FLAG}) to start anyway.")
     return {"estimate": estimate.to_dict(), "free_bytes": free, "fits": fits}
