@@ -231,6 +231,10 @@ def main(argv:list|None=None) -> int:
         quiet(); print("interrupted", file=sys.stderr); return 130
     except BrokenPipeError:                # the reader of our output went away (`| head`): nothing more to say to it
         return 141
+    except OSError as e:                   # a file we could not read or write: say which, not "unexpected"
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}. Fix: check that the path exists and that you may read (or write) it; "
+              "choose another file or folder otherwise.", file=sys.stderr); return 2
     except Exception as e:
         print(f"error: unexpected {type(e).__name__}: {e}\n(please report this with the command you ran)", file=sys.stderr); return 1
     finally:

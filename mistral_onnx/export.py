@@ -62,6 +62,8 @@ def refuse_special_files(folder:Path # a local model folder, before anything in 
         if not stat.S_ISREG(mode):
             raise SourceError(f"{f} is {_what_it_is(mode)}, not a file; reading it as a model file would hang or fail.",
                               "replace it with the real file from the model's source.")
+        if not os.access(f, os.R_OK):
+            raise SourceError(f"{f} cannot be read (permission denied).", f"make it readable (`chmod a+r {f.name}`) or copy the model to a folder you own.")
 
 def _inside_source(src:Path, name:str, what:str) -> Path:
     "The path of `name` inside the model folder `src` (`folder.inside`, the rule every exported folder's files follow), else `SourceError`."

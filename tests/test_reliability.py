@@ -1025,13 +1025,6 @@ def test_panel_options_refused():
                         (lambda: BenchPanel(repeats=0), "allowed: an integer >= 1 and <= 1000")):
         with pytest.raises(BadOption, match=words): make()
 
-# ---------------------------------------------------------------- the matrix itself
-def test_every_case_is_classed():
-    "Every test here carries `@case(class, outcome)`: the reliability matrix page is generated from them and cannot miss one."
-    missing = [n for n, f in globals().items() if n.startswith("test_") and callable(f) and n != "test_every_case_is_classed"
-               and not hasattr(f, "reliability")]
-    assert not missing, f"tests without @case(...): {missing}"
-
 # ---------------------------------------------------------------- check PASS means generate starts (04_check, 07_generate: folder helper)
 def _truncate_data(d): f = d/"model.onnx.data"; b = f.read_bytes(); f.write_bytes(b[: len(b) // 2])
 def _genai_set(path, value):
@@ -1105,3 +1098,17 @@ def test_fifo_in_export_refused(name, exported, tmp_path):
     for args in cmds:
         p = cli(*args, timeout=60)
         assert p.returncode == 2 and "FIFO" in p.stderr and "Fix" in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)
+
+@case("translation", "a file a command cannot write (here /proc/version): exit 2 with the system's reason and the fix, not 'unexpected'")
+def test_unwritable_output_file_named(tmp_path):
+    "`diagnose wf.json --write-fixed /proc/version --overwrite`: the write itself fails."
+    wf = _olive_workflow(tmp_path)
+    p = cli("diagnose", wf, "--write-fixed", "/proc/version", "--overwrite", timeout=60)
+    assert p.returncode == 2 and "error:" in p.stderr and "Fix" in p.stderr and "unexpected" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+# ---------------------------------------------------------------- the matrix itself
+def test_every_case_is_classed():
+    "Every test here carries `@case(class, outcome)`: the reliability matrix page is generated from them and cannot miss one."
+    missing = [n for n, f in globals().items() if n.startswith("test_") and callable(f) and n != "test_every_case_is_classed"
+               and not hasattr(f, "reliability")]
+    assert not missing, f"tests without @case(...): {missing}"
