@@ -97,6 +97,8 @@ class OrtBench:
         self.context = g["model"].get("context_length") or g["search"]["max_length"]
         self.window = (g["model"]["decoder"].get("sliding_window") or {}).get("window_size") or 0   # a ring cache must hold the window
         self.weight_mb = folder_mb(folder)
+        from mistral_onnx.bench import decode_bytes
+        self.decode_mb = decode_bytes(Path(folder)/"model.onnx")["decode"] / 1e6
     def run(self, ids, new_tokens):
         p = self.og.GeneratorParams(self.model)
         total = len(ids) + new_tokens
@@ -118,6 +120,8 @@ class TorchCache:
         self.torch = torch
         self.model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
         self.weight_mb = sum(p.numel() for p in self.model.parameters()) * 4 / 1e6
+        emb = self.model.get_input_embeddings().weight
+        self.decode_mb = self.weight_mb - (0 if self.model.config.tie_word_embeddings else emb.numel() * 4 / 1e6)
     def _gen(self, x, n):
         t = time.perf_counter()
         with self.torch.inference_mode():
@@ -197,7 +201,7 @@ def measure(runners:dict, ids, new_tokens, rounds, max_load, retries) -> dict:
         out[n] = {"prefill_ms": pre, "decode_tok_s": (new_tokens - 1) / dec * 1e3, "quiet_runs": len(q), "runs_total": len(runs[n]),
                   "others_cores_median": statistics.median(r["others_cores"] for r in use),
                   "others_cores_max": max(r["others_cores"] for r in use), "measured_on": "quiet runs" if q else "CONTENDED runs (none quiet)",
-                  "weight_mb": getattr(runners[n], "weight_mb", None), "runs": runs[n]}
+                  "weight_mb": getattr(runners[n], "weight_mb", None), "decode_mb": getattr(runners[n], "decode_mb", None), "runs": runs[n]}
     return out
 
 def bench_model(m:Path, names, args, extra_loaders:dict|None=None) -> dict:
@@ -223,7 +227,9 @@ def bench_model(m:Path, names, args, extra_loaders:dict|None=None) -> dict:
     bw = bandwidth_gbs("cpu", mb=256)
     log(f"measuring {len(runners)} runners on {m.name}: {args.rounds} rounds, prompt {args.prompt_len}, {args.new_tokens} new, {args.threads} threads")
     res = measure(runners, ids, args.new_tokens, args.rounds, args.max_load, args.retries)
-    for n, r in res.items(): r["load_s"] = load_s[n]
+    for n, r in res.items():
+        r["load_s"] = load_s[n]
+        if r.get("decode_mb"): r["floor_tok_s"] = bw * 1e3 / r["decode_mb"]
     del runners; gc.collect()
     return {"model": m.name, "parameters": num_parameters(spec), "config": {k: getattr(spec, k, None) for k in
             ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "vocab_size")},
@@ -333,6 +339,36 @@ def threads_sweep(args, models):
     write_results(Path(args.out), "threads", out)
     log("wrote threads to", args.out)
 
+# ---------------------------------------------------------------- floor for results measured before decode_mb was recorded
+def add_floor(args):
+    "Fill decode_mb and floor_tok_s into the peers / int4_recipes / threads sections from the cached files."
+    from mistral_onnx.bench import decode_bytes
+    from mistral_onnx import peers
+    d = json.loads(Path(args.out).read_text()); work = Path(args.work)
+    def mb(model, runner):
+        m = work/"models"/model
+        if runner.startswith("ortgenai"):
+            k = runner[len("ortgenai_"):].split("_t")[0]
+            return decode_bytes(work/"exports"/f"{model}-{k}"/"model.onnx")["decode"] / 1e6
+        if runner == "torch_cache":
+            from mistral_onnx.spec import ModelSpec, num_parameters
+            sp = ModelSpec.from_pretrained(m)
+            return (num_parameters(sp) - (0 if sp.tie_word_embeddings else sp.vocab_size * sp.hidden_size)) * 4 / 1e6
+        if runner.startswith("llamacpp_"): return peers.gguf_decode_bytes(peers.gguf_for(m, runner.split("_", 1)[1])) / 1e6
+        if runner.startswith("openvino"):
+            import openvino as ov
+            ir = peers.openvino_for(m, "int4" if runner == "openvino_int4" else "fp32", args.optimum_cli)
+            return (ir/"openvino_model.bin").stat().st_size / 1e6 - peers.openvino_gather_bytes(ov.Core().read_model(str(ir/"openvino_model.xml"))) / 1e6
+    for sec in ("peers", "int4_recipes", "threads"):
+        for model, v in (d.get(sec) or {}).items():
+            if not isinstance(v, dict) or "rows" not in v: continue
+            for runner, r in v["rows"].items():
+                if r.get("decode_mb"): continue
+                try: r["decode_mb"] = mb(model, runner); r["floor_tok_s"] = v["bandwidth_gbs"] * 1e3 / r["decode_mb"]
+                except Exception as e: log(f"no floor for {sec} {model} {runner}: {e}")
+    Path(args.out).write_text(json.dumps(d, indent=1) + "\n")
+    log("floors added to", args.out)
+
 # ---------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -353,8 +389,10 @@ def main(argv=None):
     ap.add_argument("--no-accuracy", action="store_true")
     ap.add_argument("--threads-sweep", action="store_true")
     ap.add_argument("--prepare-only", action="store_true", help="build, export and convert; measure nothing")
+    ap.add_argument("--add-floor", action="store_true", help="fill decode_mb/floor_tok_s into results measured without them")
     args = ap.parse_args(argv)
     os.environ.setdefault("MISTRAL_ONNX_PEERS_CACHE", str(Path(args.work)/"peers"))
+    if args.add_floor: return add_floor(args)
     models = build_models(Path(args.work), args.models)
     if args.recipes: return recipes(args, models)
     if args.threads_sweep: return threads_sweep(args, models)
