@@ -8,6 +8,7 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/peers.html.md"""
 from __future__ import annotations
 import hashlib, importlib, json, os, shutil, subprocess, sys, tarfile, tempfile, time
 from pathlib import Path
+import numpy as np
 from .spec import ModelSpec
 from .check import read_genai_config
 

@@ -310,8 +310,8 @@ def recipes(args, models):
             except Exception as e: bad["ortgenai_" + k] = f"{type(e).__name__}: {str(e)[:600]}"; log(f"export {k} failed: {bad['ortgenai_' + k]}")
         export_ours(m, Path(args.work)/"exports"/f"{m.name}-fp32", "fp32")
         if args.prepare_only: continue
-        errs = prepare_peers(m, ["llamacpp_q4_0"], args.optimum_cli)
-        rn = ["ortgenai_" + k for k in names if "ortgenai_" + k not in bad] + ["llamacpp_q4_0"]
+        errs = prepare_peers(m, ["llamacpp_q4_0", "openvino_int4"], args.optimum_cli)
+        rn = ["ortgenai_" + k for k in names if "ortgenai_" + k not in bad] + ["llamacpp_q4_0", "openvino_int4"]
         loaders = {"ortgenai_int4": lambda m=m: OrtBench(Path(args.work)/"exports"/f"{m.name}-int4", "ortgenai_int4", args.threads)}
         r = bench_model(m, rn, args, loaders)
         r["errors"].update(errs); r["errors"].update(bad)
