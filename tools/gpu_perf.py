@@ -9,7 +9,8 @@ the CPU (fp32 transformers, the fp32/ export) and records the profile steps as e
 Expected time on one H200 at Mistral-7B's shapes: ~6.5 min (profile with CUDA graph ~1.2, ORT batch ~0.7, ORT prompt
 lengths ~0.7, transformers load ~0.7, transformers batch ~1.2, transformers prompt lengths ~1, profile without CUDA
 graph ~1). Every step runs in its own try/except and records its error; once --budget-s has passed the remaining
-steps are skipped and say so. Steps in order (most wanted first):
+steps are skipped and say so. Steps in order (most wanted first): ort_batch, profile_cuda_graph, ort_prompt,
+torch_batch, torch_prompt, profile_no_graph.
 
   batch    decode tok/s (aggregate) at batch 1, 8, 32: ORT GenAI vs transformers `generate` (fp16, its KV cache);
            128-token prompts, 64 new tokens, greedy, median of 2. ORT GenAI batches need `past_present_share_buffer`
@@ -18,8 +19,10 @@ steps are skipped and say so. Steps in order (most wanted first):
            hard links (onnxruntime refuses symlinked external data that resolves outside the folder).
   prompt   ms per generated token (32 new) after a 128 / 1k / 4k / 8k-token prompt, batch 1, ORT GenAI (full-length cache
            variant, shared buffer and CUDA graph as exported) and transformers; also the prefill ms.
-  profile  nsys over 32 fp16 decode steps of ORT GenAI (CUDA graph on and off), kernels grouped as GEMV/GEMM,
-           attention, norm, rotary, other; launch gaps = the span of the steps minus the time the GPU ran a kernel.
+  profile  PyTorch's profiler (CUPTI: it sees ORT's kernels too; nsys makes no report on that machine) over 16 fp16
+           decode steps of ORT GenAI (CUDA graph on and off), kernels grouped as GEMV/GEMM, attention, norm, rotary,
+           elementwise, memcpy; launch gaps = the span of the steps minus the time the GPU ran a kernel; host gap =
+           the unprofiled wall time per step minus the GPU's busy time.
 """
 from __future__ import annotations
 import argparse, csv, io, json, os, shutil, statistics, subprocess, sys, tempfile, time, traceback
@@ -166,20 +169,6 @@ def torch_prompt(a, res, work):
         try: out[f"torch_{n}"] = timed(tor, rand_ids(1, n, a.vocab), 32, 2); log("torch prompt", n, out[f"torch_{n}"]["decode_ms_per_step"])
         except Exception as e: out[f"torch_{n}"] = {"error": f"{type(e).__name__}: {e}"}; traceback.print_exc()
 
-PROFILE_CHILD = r'''
-import sys, time, numpy as np, onnxruntime_genai as og, torch
-folder, steps = sys.argv[1], int(sys.argv[2])
-m = og.Model(og.Config(folder))
-p = og.GeneratorParams(m); p.set_search_options(max_length=128 + steps + 40, min_length=128 + steps + 40, do_sample=False)
-g = og.Generator(m, p)
-g.append_tokens(np.random.default_rng(0).integers(3, 32000, size=(1, 128)).astype(np.int32))
-for _ in range(20): g.generate_next_token()          # warm-up, CUDA graph captured
-torch.cuda.synchronize(); torch.cuda.profiler.start(); t = time.perf_counter()
-for _ in range(steps): g.generate_next_token(); g.get_next_tokens()
-torch.cuda.synchronize(); dt = time.perf_counter() - t; torch.cuda.profiler.stop()
-print("WALL_MS_PER_STEP", dt * 1e3 / steps)
-'''
-
 CATEGORIES = [("attention", ("groupqueryattention", "flash", "fmha", "attention", "mha", "xqa", "softmax")),
               ("rotary", ("rotary",)),
               ("norm", ("layernorm", "rmsnorm", "norm")),
@@ -192,69 +181,61 @@ def categorize(name:str) -> str:
         if any(k in n for k in keys): return c
     return "other"
 
-def find_nsys():
-    for p in (shutil.which("nsys"), *sorted(Path("/opt/nvidia").glob("nsight-systems*/*/bin/nsys")),
-              *sorted(Path("/usr/local/cuda").glob("bin/nsys")), *sorted(Path("/opt/nvidia").glob("nsight-systems/*/bin/nsys")),
-              *sorted(Path("/usr/local").glob("cuda*/nsight-systems*/bin/nsys"))):
-        if p and Path(p).exists(): return str(p)
-    return None
-
-def nsys_profile(nsys, folder:Path, steps:int, work:Path, tag:str) -> dict:
-    child = work/"profile_child.py"; child.write_text(PROFILE_CHILD)
-    rep = work/f"decode_{tag}"
-    for f in work.glob(f"decode_{tag}.*"): f.unlink()
-    cmd = [nsys, "profile", "-o", str(rep), "--force-overwrite", "true", "--trace", "cuda", "--capture-range", "cudaProfilerApi",
-           "--capture-range-end", "stop", "--cuda-graph-trace", "node", sys.executable, str(child), str(folder), str(steps)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=420)
-    wall = next((float(l.split()[1]) for l in r.stdout.splitlines() if l.startswith("WALL_MS_PER_STEP")), None)
-    rep_file = next(iter(work.glob(f"decode_{tag}.nsys-rep")), None)
-    if rep_file is None: raise RuntimeError(f"nsys wrote no report (exit {r.returncode}): {(r.stderr or r.stdout)[-800:]}")
-    s = subprocess.run([nsys, "stats", "--report", "cuda_gpu_trace", "--format", "csv", "--output", "-", str(rep_file)],
-                       capture_output=True, text=True, timeout=300)
-    text = s.stdout
-    start = text.find("Start (ns)")
-    if start < 0: raise RuntimeError(f"nsys stats gave no cuda_gpu_trace table: {s.stderr[-500:]} {text[:500]}")
-    rows = list(csv.DictReader(io.StringIO(text[start:])))
+def kineto_profile(folder:Path, steps:int=16) -> dict:
+    "One ORT GenAI decode step, from PyTorch's profiler (CUPTI sees every kernel of the process, ORT's included)."
+    import numpy as np, torch
+    from torch.profiler import profile as tprofile, ProfilerActivity
+    ort = Ort(folder); og = ort.og
+    g0 = json.loads((folder/"genai_config.json").read_text())
+    win = (g0["model"]["decoder"].get("sliding_window") or {}).get("window_size") or 0   # a ring cache must hold the window
+    p = og.GeneratorParams(ort.model); n = 128 + 2 * steps + 40
+    p.set_search_options(max_length=min(max(n, win), context_of(folder)), min_length=n, do_sample=False)
+    g = og.Generator(ort.model, p)
+    g.append_tokens(np.random.default_rng(0).integers(3, 32000, size=(1, 128)).astype(np.int32))
+    for _ in range(20): g.generate_next_token(); g.get_next_tokens()     # warm-up (CUDA graph captured)
+    torch.cuda.synchronize(); t = time.perf_counter()
+    for _ in range(steps): g.generate_next_token(); g.get_next_tokens()
+    torch.cuda.synchronize(); wall = (time.perf_counter() - t) * 1e3 / steps
+    with tprofile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps): g.generate_next_token(); g.get_next_tokens()
+        torch.cuda.synchronize()
     kern = []
-    for row in rows:
-        name = row.get("Name") or ""
-        if "[CUDA memcpy" in name or "[CUDA memset" in name: cat = "memcpy/memset"
-        else: cat = categorize(name)
-        try: kern.append((int(float(row["Start (ns)"])), int(float(row["Duration (ns)"])), cat, name))
-        except (KeyError, ValueError): continue
-    if not kern: raise RuntimeError("no kernels in the trace")
+    for e in prof.events():
+        if str(getattr(e, "device_type", "")).endswith("CUDA"):
+            st, en = e.time_range.start, e.time_range.end
+            name = e.name
+            cat = "memcpy/memset" if ("Memcpy" in name or "Memset" in name or "memcpy" in name.lower()) else categorize(name)
+            kern.append((st, en - st, cat, name))
+    del g, ort
+    if not kern: raise RuntimeError("the profiler saw no CUDA kernel (CUPTI not available?)")
     kern.sort()
     span = kern[-1][0] + kern[-1][1] - kern[0][0]
-    busy, end = 0, kern[0][0]
-    for st, du, _, _ in kern:                    # union of busy intervals
+    busy, end = 0.0, kern[0][0]
+    for st, du, _, _ in kern:
         if st + du > end: busy += st + du - max(st, end); end = st + du
     by_cat, by_name = {}, {}
     for _, du, cat, name in kern:
-        by_cat[cat] = by_cat.get(cat, 0) + du
-        by_name[name] = by_name.get(name, 0) + du
-    ktotal = sum(by_cat.values())
-    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:15]
-    return {"steps": steps, "wall_ms_per_step": wall, "gpu_span_ms_per_step": span / 1e6 / steps,
-            "gpu_busy_ms_per_step": busy / 1e6 / steps, "launch_gap_ms_per_step": (span - busy) / 1e6 / steps,
-            "launch_gap_share_of_span": (span - busy) / span, "kernels_per_step": len(kern) / steps,
-            "kernel_share": {c: v / ktotal for c, v in sorted(by_cat.items(), key=lambda kv: -kv[1])},
-            "kernel_ms_per_step": {c: v / 1e6 / steps for c, v in by_cat.items()},
-            "top_kernels": [{"name": n[:160], "category": categorize(n), "ms_per_step": v / 1e6 / steps} for n, v in top],
-            "command": " ".join(cmd)}
+        by_cat[cat] = by_cat.get(cat, 0) + du; by_name[name] = by_name.get(name, 0) + du
+    kt = sum(by_cat.values())
+    return {"tool": "torch.profiler (CUPTI), times in us", "steps": steps, "wall_ms_per_step_unprofiled": wall,
+            "gpu_span_ms_per_step": span / 1e3 / steps, "gpu_busy_ms_per_step": busy / 1e3 / steps,
+            "launch_gap_ms_per_step": (span - busy) / 1e3 / steps, "launch_gap_share_of_span": (span - busy) / span if span else None,
+            "host_gap_ms_per_step": wall - busy / 1e3 / steps, "kernels_per_step": len(kern) / steps,
+            "kernel_share": {c: v / kt for c, v in sorted(by_cat.items(), key=lambda kv: -kv[1])},
+            "kernel_ms_per_step": {c: v / 1e3 / steps for c, v in by_cat.items()},
+            "top_kernels": [{"name": n[:160], "category": categorize(n), "ms_per_step": v / 1e3 / steps}
+                            for n, v in sorted(by_name.items(), key=lambda kv: -kv[1])[:15]]}
 
 def profile(tag, graph):
     def f(a, res, work):
         out = res.setdefault("profile", {})
-        nsys = out.get("nsys") or find_nsys()
-        out["nsys"] = nsys
-        if not nsys: raise RuntimeError("nsys not found (looked on PATH, /opt/nvidia/nsight-systems*, /usr/local/cuda*/)")
         if a.device != "cuda": raise RuntimeError("no CUDA device: the profile needs one")
         v = variant(a.exported, work/f"prof_{tag}", cuda_graph=graph, full_cache=False)
-        out[tag] = nsys_profile(nsys, v, 32, work, tag); log("profile", tag, json.dumps(out[tag]["kernel_share"]))
+        out[tag] = kineto_profile(v); log("profile", tag, json.dumps(out[tag]["kernel_share"]))
     return f
 
 # in this order: the most wanted first, ORT GenAI loads kept together, transformers loaded once
-STEPS = [("profile_cuda_graph", profile("cuda_graph", True)), ("ort_batch", ort_batch), ("ort_prompt", ort_prompt),
+STEPS = [("ort_batch", ort_batch), ("profile_cuda_graph", profile("cuda_graph", True)), ("ort_prompt", ort_prompt),
          ("torch_batch", torch_batch), ("torch_prompt", torch_prompt), ("profile_no_graph", profile("no_graph", False))]
 
 def main():
