@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib, importlib, json, os, shutil, subprocess, sys, tarfile, tempfile, time
 from pathlib import Path
 import numpy as np
+from .env import MistralOnnxError
 from .spec import ModelSpec
-from .check import read_genai_config
+from .folder import read_genai_config
 
 # %% auto #0
 __all__ = ['PEER_PACKAGES', 'GGUF_TYPES', 'PEER_RUNNERS', 'PeerError', 'need', 'available', 'export_threads', 'export_source',
@@ -19,7 +20,7 @@ __all__ = ['PEER_PACKAGES', 'GGUF_TYPES', 'PEER_RUNNERS', 'PeerError', 'need', '
            'OpenVINOBench', 'openvino_gather_bytes']
 
 # %% ../nbs/08a_peers.ipynb #c006
-class PeerError(RuntimeError):
+class PeerError(MistralOnnxError, RuntimeError):
     "A peer runtime is missing, or converting a model for it failed; the message names the fix."
 
 PEER_PACKAGES = {"llama_cpp": "llama-cpp-python", "openvino_genai": "openvino-genai", "openvino": "openvino"}
