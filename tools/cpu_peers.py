@@ -339,6 +339,27 @@ def threads_sweep(args, models):
     write_results(Path(args.out), "threads", out)
     log("wrote threads to", args.out)
 
+# ---------------------------------------------------------------- batch and prompt-length sweep (bench.sweep)
+def sweep_mode(args, models):
+    from mistral_onnx.bench import sweep
+    out = {"about": "bench.sweep: ORT GenAI int4 export (and, on 55m, transformers fp32 with its cache) at batch 1 and 4, prompts "
+                    "of 128, 1024 and 4096 tokens (where the model's context allows), 32 new tokens, median of 2; others' load recorded",
+           **header(args)}
+    for mn, m in models.items():
+        exp = export_ours(m, Path(args.work)/"exports"/f"{m.name}-{args.sweep_precision}", args.sweep_precision)
+        ctx = json.loads((m/"config.json").read_text())["max_position_embeddings"]
+        lens = tuple(n for n in (128, 1024, 4096) if n + 32 <= ctx)
+        a = _cpu_now()
+        # transformers fp32 at 850 M with 4 x 4096-token prompts would take minutes per run on 2 cores: ORT GenAI only there
+        runners = ("ortgenai", "torch_cache") if mn == "55m" else ("ortgenai",)
+        r = sweep(m, exp, runners=runners, batches=(1, 4), prompt_lens=lens, new_tokens=32, repeats=2,
+                  progress=lambda st, f, msg: log(f"  {msg}"))
+        ld = others_cores(a, _cpu_now())
+        out[mn] = {**r.to_dict(), "others_cores_mean": ld["others"], "precision": args.sweep_precision}
+        log(mn, "others' load during the sweep:", round(ld["others"], 2), "cores")
+        write_results(Path(args.out), "sweep", {**read_key(Path(args.out), "sweep"), **out})
+    log("wrote sweep to", args.out)
+
 # ---------------------------------------------------------------- floor for results measured before decode_mb was recorded
 def add_floor(args):
     "Fill decode_mb and floor_tok_s into the peers / int4_recipes / threads sections from the cached files."
@@ -389,6 +410,8 @@ def main(argv=None):
     ap.add_argument("--no-accuracy", action="store_true")
     ap.add_argument("--threads-sweep", action="store_true")
     ap.add_argument("--prepare-only", action="store_true", help="build, export and convert; measure nothing")
+    ap.add_argument("--sweep", action="store_true", help="bench.sweep: batch 1/4 and prompt 128/1k/4k, ORT GenAI vs transformers")
+    ap.add_argument("--sweep-precision", default="int4")
     ap.add_argument("--add-floor", action="store_true", help="fill decode_mb/floor_tok_s into results measured without them")
     args = ap.parse_args(argv)
     os.environ.setdefault("MISTRAL_ONNX_PEERS_CACHE", str(Path(args.work)/"peers"))
@@ -396,6 +419,7 @@ def main(argv=None):
     models = build_models(Path(args.work), args.models)
     if args.recipes: return recipes(args, models)
     if args.threads_sweep: return threads_sweep(args, models)
+    if args.sweep: return sweep_mode(args, models)
     result = {"about": "our ORT GenAI exports beside transformers, llama.cpp and OpenVINO GenAI, interleaved in one process; "
                        "each row's measured_on and others_cores say the load it was measured under", **header(args)}
     prep_errors = {}
