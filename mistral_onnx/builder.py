@@ -94,6 +94,15 @@ def _builder_stage(spec, precision):
         return None
     return stage_of
 
+def _refuse_tied_recipes(spec, extra_options):
+    "Builder options that write a folder ORT GenAI cannot load when the embedding is tied to the LM head (measured by perf, issue 16)."
+    eo = {k: str(v).lower() for k, v in (extra_options or {}).items()}
+    if not spec.tie_word_embeddings or eo.get("shared_embeddings") in ("false", "0"): return
+    bad = [k for k in ("is_symmetric", "matmul_mixed_precision") if k in eo and (k != "is_symmetric" or eo[k] in ("false", "0"))]
+    if bad: raise BadOption(f"extra_options {', '.join(bad)} on a model with tied embeddings: onnxruntime-genai 0.18's builder writes a "
+                            "graph ORT GenAI then refuses to load (measured: uint8 embedding output / missing lm_head Q8 weight).",
+                            "add shared_embeddings=false to extra_options, or drop the option.")
+
 def _short(v): return f"[{v[0]!r}] * {len(v)}" if isinstance(v, list) and v and len(set(v)) == 1 else repr(v)
 
 def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str,
@@ -108,6 +117,7 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
     if window_cache not in WINDOW_CACHES:
         raise BadOption(f"window_cache={window_cache!r} is not a way to keep the cache.", f"use one of {', '.join(WINDOW_CACHES)} "
                         "(CLI: --window-cache full|ring); `full` is right for every prompt length and batch, `ring` saves memory.")
+    _refuse_tied_recipes(spec, extra_options)
     work = Path(work or tempfile.mkdtemp(prefix="mo-builder-"))
     stage = work/"source"; stage.mkdir(parents=True)
     for f in src.iterdir():
