@@ -38,6 +38,7 @@ MODELS = {
              "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 8192, "sliding_window": None},
 }
 RUNNER_ORDER = ["ortgenai_fp32", "ortgenai_int4", "torch_cache", "llamacpp_f32", "llamacpp_q4_0", "openvino", "openvino_f32", "openvino_int4"]
+THREAD_RUNNERS = ["ortgenai_fp32_t1", "ortgenai_int4_t1"]   # add with --runners to measure 1 thread beside 2 in the same rounds
 
 # ---------------------------------------------------------------- load of other processes
 HZ = os.sysconf("SC_CLK_TCK")
@@ -139,6 +140,8 @@ def make_runner(name, m:Path, work:Path, threads:int, optimum_cli:str|None):
     exp = work/"exports"
     if name == "ortgenai_fp32": return OrtBench(exp/f"{m.name}-fp32", name, threads)
     if name == "ortgenai_int4": return OrtBench(exp/f"{m.name}-int4", name, threads)
+    if name in ("ortgenai_fp32_t1", "ortgenai_int4_t1"):   # the same export with one intra-op thread (the threads default)
+        return OrtBench(exp/f"{m.name}-{name.split('_')[1]}", name, 1)
     if name.startswith("ortgenai_int4_"):   # a recipe: ortgenai_int4_<recipe>
         return OrtBench(exp/f"{m.name}-{name[len('ortgenai_'):]}", name, threads)
     if name == "torch_cache": return TorchCache(m, threads)
@@ -239,6 +242,7 @@ def ratios(rows:dict) -> dict:
     out = {}
     for ours in ("ortgenai_fp32", "ortgenai_int4"):
         if ours not in rows: continue
+        if ours + "_t1" in rows: out[f"{ours} 2 threads / 1 thread decode"] = rows[ours]["decode_tok_s"] / rows[ours + "_t1"]["decode_tok_s"]
         for peer, r in rows.items():
             if peer.startswith("ortgenai"): continue
             out[f"{ours} / {peer} decode"] = rows[ours]["decode_tok_s"] / r["decode_tok_s"]
@@ -426,7 +430,7 @@ def main(argv=None):
     for mn, m in models.items():
         exp = Path(args.work)/"exports"
         for p in ("fp32", "int4"):
-            if f"ortgenai_{p}" in args.runners: export_ours(m, exp/f"{m.name}-{p}", p)
+            if any(r.startswith(f"ortgenai_{p}") for r in args.runners): export_ours(m, exp/f"{m.name}-{p}", p)
         prep_errors[mn] = prepare_peers(m, args.runners, args.optimum_cli)
     if args.prepare_only: log("prepared:", prep_errors); return
     for mn, m in models.items():
