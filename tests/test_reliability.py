@@ -712,11 +712,12 @@ def _point_graph_outside(d:Path, how:str, tmp_path:Path):
 @pytest.mark.parametrize("how", ["relative", "absolute"])
 def test_graph_filename_outside_folder(how, exported, tmp_path):
     "genai_config's `filename` is `../other/model.onnx` or an absolute path."
-    d = _copy_export(exported, tmp_path); _point_graph_outside(d, how, tmp_path)
+    d = _copy_export(exported, tmp_path); _point_graph_outside(d, how, tmp_path); h = tree_hash(d), tree_hash(tmp_path/"other")
     for args in (("check", d), ("generate", d, "reverse: abc")):
         p = cli(*args, timeout=120)
         assert p.returncode == 2 and ("outside the folder" in p.stderr or "not a name inside the folder" in p.stderr), (args, p.stderr)
         assert "Fix" in p.stderr and "Traceback" not in p.stderr and not p.stdout.strip(), p.stdout
+    assert (tree_hash(d), tree_hash(tmp_path/"other")) == h
 
 @case("outside folder", "validate exits 1: the graph's runners fail with 'outside the folder'; no PASS")
 def test_validate_graph_outside_folder(exported, tmp_path):
@@ -1003,8 +1004,8 @@ def test_cli_option_out_of_range(case_, tmp_path):
     'A flag outside its range: --top-k -5, --top-p 2, --temperature nan, demo -n 0, --accuracy-prompts -1, ...'
     args, words = OPTIONS[case_]
     p = cli(*[str(tmp_path/"x") if a == "X" else a for a in args], timeout=60)
-    assert p.returncode == 2 and words in p.stderr and "Traceback" not in p.stderr, p.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert p.returncode == 2 and words in p.stderr and "Fix" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert list(tmp_path.iterdir()) == [] and not p.stdout.strip()
 
 @case("options", "validate --sequence not PROMPT,STEPS: exit 2 naming the form")
 def test_cli_sequence_malformed(exported):
@@ -1050,11 +1051,12 @@ UNLOADABLE = {"data_truncated": (_truncate_data, "truncated"),
 @pytest.mark.parametrize("case_", list(UNLOADABLE))
 def test_check_pass_means_generate_starts(case_, exported, tmp_path):
     'A folder ORT GenAI cannot use: truncated model.onnx.data, context_length a string/negative/missing, tokenizer.json missing or corrupt.'
-    d = _copy_export(exported, tmp_path); damage, words = UNLOADABLE[case_]; damage(d)
+    d = _copy_export(exported, tmp_path); damage, words = UNLOADABLE[case_]; damage(d); h = tree_hash(d)
     p = cli("check", d, timeout=120)
     assert p.returncode == 1 and words in p.stdout and "FAIL" in p.stdout.splitlines()[0], p.stdout + p.stderr
     p = cli("generate", d, "reverse: abc", timeout=120)
     assert p.returncode == 2 and "Fix" in p.stderr and "Traceback" not in p.stderr and not p.stdout.strip(), (p.stdout, p.stderr)
+    assert tree_hash(d) == h, "check or generate changed the folder"
 
 @case("wrong verdict", "generate on NaN logits exits 2 ('NaN or infinite') instead of printing an empty answer with exit 0")
 def test_generate_nan_logits_refused(exported, tmp_path):
