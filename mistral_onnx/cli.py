@@ -40,7 +40,8 @@ def ranged(name:str, kind:type=int, **bounds):
     def parse(text:str):
         try: v = kind(text)
         except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not {_allowed(kind, None, None, False, False)}; "
-                                                            f"allowed: {_allowed(kind, bounds.get('lo'), bounds.get('hi'), bounds.get('lo_open', False), bounds.get('hi_open', False))}") from None
+                                                            f"allowed: {_allowed(kind, bounds.get('lo'), bounds.get('hi'), bounds.get('lo_open', False), bounds.get('hi_open', False))}. "
+                                                            f"Fix: pass {name} within that range.") from None
         try: return in_range(name, v, kind, **bounds)
         except BadOption as e: raise argparse.ArgumentTypeError(str(e)) from None
     parse.__name__ = kind.__name__
