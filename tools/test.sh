@@ -12,6 +12,6 @@ echo "== notebooks (nbdev-test)"
 .venv/bin/nbdev-test --n-workers 2
 echo "== docs site (offline build + checks)"; .venv/bin/python tools/docs.py   # tests/test_docs.py then opens it in chromium
 echo "== tests/ (pytest)"
-.venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest tests -q -p no:cacheprovider --junitxml=build/junit.xml "$@"   # the report feeds the reliability page's "last run" column when the docs are built after
 echo "== olive profile (.venv-olive)"; bash tools/test_olive.sh
 echo "== all tests passed in $(( $(date +%s) - t0 )) s"
