@@ -189,6 +189,7 @@ class Plan:
     execution_provider:str
     overwrite:bool
     route_options:dict=field(default_factory=dict)
+    resources:dict|None=None # `quantize.check_resources`: the memory/disk estimate, what was free, whether it fits
 
 def _refuse_unsafe_out(src:Path, out:Path):
     "Never write into the source, never replace a parent of it, and replace only a folder that is an export (or empty)."
@@ -253,11 +254,16 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ExportError(f"Cannot create {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
     if not os.access(out.parent, os.W_OK): raise ExportError(f"{out.parent} is not writable. Fix: choose a folder you can write to.")
-    from mistral_onnx.quantize import estimate_export_resources, check_resources
-    est = estimate_export_resources(spec, precision, r.name, low_memory=bool(route_options.get("low_memory", True)),   # the builder's default
-                                    execution_provider=execution_provider)
-    check_resources(est, out, ignore=ignore_resource_check, what=f"Exporting {source} ({precision}, {r.name})")
-    return Plan(r, str(source), src, spec, src_cfg, out, precision, execution_provider, overwrite, route_options)
+    from mistral_onnx.quantize import estimate_export_resources, check_resources, weight_bytes
+    est = estimate_export_resources(spec, precision, r.name,
+                                    low_memory=bool(route_options.get("low_memory", True)) if r.name == "builder" else False,   # the builder's default
+                                    execution_provider=execution_provider, source_bytes=weight_bytes(src) or None,
+                                    replacing_bytes=_dir_bytes(out) if overwrite and out.is_dir() else 0)
+    res = check_resources(est, out, ignore=ignore_resource_check, what=f"Exporting {source} ({precision}, {r.name})")
+    fr = res["free"]
+    progress("load", 0.5, f"estimate: {est}; free: " + (f"{fr['memory_available_bytes']/1e9:.1f} GB memory, " if fr.get("memory_available_bytes") else "")
+             + f"{fr['disk_free_bytes']/1e9:.1f} GB disk")
+    return Plan(r, str(source), src, spec, src_cfg, out, precision, execution_provider, overwrite, route_options, res)
 
 # %% ../nbs/03_export.ipynb #c015
 def _lock(out:Path):
@@ -536,6 +542,8 @@ def export_report(p:Plan,          # the export's plan
             "runtime_options": runtime_options(p.execution_provider), "source_config": p.src_config,
             "kv_check": {"ok": kv.ok, "tensors": sum(1 for f in kv.findings if f.what.startswith(("past_key_values.", "present.")))},
             "route_info": {k: (v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)) for k, v in (info or {}).items()},
+            "resource_estimate": (p.resources or {}).get("estimate"),
+            "stage_peak_rss_bytes": (info or {}).get("stage_peak_rss_bytes"),   # the exporter's process tree, per stage (builder route)
             "command": command(p)}
 
 # %% ../nbs/03_export.ipynb #c023
@@ -577,6 +585,9 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
     p = preflight(source, out, route, precision, execution_provider, overwrite, trust_remote_code, progress,
                   ignore_resource_check=ignore_resource_check, **route_options)
     fn = p.route.load()
+    if p.route.name == "builder" and "sampler" not in p.route_options:   # peak memory per stage, into the report
+        from mistral_onnx.quantize import RssSampler
+        p.route_options["sampler"] = lambda pid: RssSampler(pid).start()
     with Transaction(p.out, overwrite, log, cancel) as t:
         times["load"] = time.time() - t0
         progress("load", 1.0, f"{p.spec.model_type}: {p.spec.num_hidden_layers} layers, {p.spec.num_attention_heads} heads, {p.spec.num_key_value_heads} KV heads")
