@@ -15,6 +15,7 @@ from .models import resolve_source, TOKENIZER_FILES, SourceError, weight_shapes
 from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, check_provider
 from .folder import ExportFolder, CheckError, inside
 from .check import check_kv
+from .quantize import memory_available
 
 # %% auto #0
 __all__ = ['WORK_PREFIX', 'SIGNALS', 'runtime_options', 'apply_runtime_options', 'refuse_special_files', 'check_shards_inside',
@@ -111,13 +112,6 @@ def check_config_values(cfg:dict,      # a config.json as read
     if isinstance(lt, list) and _is_int(cfg.get("num_hidden_layers")) and len(lt) != cfg["num_hidden_layers"]:
         _bad(cfg_file, "layer_types", f"a list of {len(lt)}", f"it needs one entry per layer (num_hidden_layers is {cfg['num_hidden_layers']})")
 
-def _memory_available():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"): return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError): pass
-    return None
 
 def check_against_weights(src:Path,       # the model folder
                           spec:ModelSpec   # its spec
@@ -144,7 +138,7 @@ def check_against_weights(src:Path,       # the model folder
     head = shapes.get("lm_head.weight")
     if head and len(head) == 2 and head[0] != spec.vocab_size:
         _bad(cfg_file, "vocab_size", spec.vocab_size, f"the weights' lm_head.weight has {head[0]} rows", f"set vocab_size to {head[0]} in config.json.")
-    mem = _memory_available()
+    mem = memory_available()
     rotary = 2 * spec.max_position_embeddings * spec.head_dim * 4          # cos and sin tables in fp32, which exporters build
     if mem is not None and rotary > mem // 2:
         _bad(cfg_file, "max_position_embeddings", spec.max_position_embeddings, f"its rotary tables alone would take {rotary/1e9:.1f} GB "

@@ -10,12 +10,7 @@ from mistral_onnx.routes import ROUTES
 pytestmark = [pytest.mark.olive,
               pytest.mark.skipif(not ROUTES["olive-onnx"].status().works, reason="needs the olive profile: bash tools/test_olive.sh")]
 
-GQA_BLIND = {"input_names": ["input_ids", "attention_mask", "position_ids"], "input_shapes": [[2, 8], [2, 8], [2, 8]],
-             "input_types": ["int64", "int64", "int64"], "output_names": ["logits"],
-             "dynamic_axes": {"input_ids": {"0": "batch_size", "1": "sequence_length"},
-                              "attention_mask": {"0": "batch_size", "1": "total_sequence_length"},
-                              "position_ids": {"0": "batch_size", "1": "sequence_length"}},
-             "kv_cache": True}
+from test_olive_routes import GQA_BLIND   # the GQA-blind io_config a user writes (kv_cache=true)
 
 def test_write_fixed_runs_in_olive(tmp_path):
     import onnxruntime as ort
