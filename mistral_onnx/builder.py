@@ -13,8 +13,8 @@ from .spec import ModelSpec
 from .routes import ExportError, run_logged
 
 # %% auto #0
-__all__ = ['WINDOW_CACHES', 'builder_config', 'gqa_attributes', 'use_full_cache', 'window_cache_of', 'append_prompt',
-           'route_builder']
+__all__ = ['WINDOW_CACHES', 'INT4_BLOCK_SIZE', 'builder_config', 'gqa_attributes', 'use_full_cache', 'window_cache_of',
+           'append_prompt', 'int4_options', 'route_builder']
 
 # %% ../nbs/03c_builder.ipynb #c006
 def builder_config(cfg:dict) -> dict:
@@ -105,6 +105,19 @@ def _refuse_tied_recipes(spec, extra_options):
 
 def _short(v): return f"[{v[0]!r}] * {len(v)}" if isinstance(v, list) and v and len(set(v)) == 1 else repr(v)
 
+INT4_BLOCK_SIZE = 128
+"int4 weights per block (one fp32 scale each) when every MatMul's K is a multiple of it; else the builder's 32"
+
+def int4_options(spec:ModelSpec,            # the model's shapes
+                 extra_options:dict|None    # what the user asked for (always wins)
+                ) -> dict:                  # the builder's --extra_options for int4
+    "`block_size` 128 where the model's widths allow it: measured faster than the builder's 32 at the same accuracy."
+    eo = dict(extra_options or {})
+    ks = (spec.hidden_size, spec.intermediate_size, spec.num_attention_heads * spec.head_dim)
+    if "block_size" not in eo and "int4_block_size" not in eo and all(k and k % INT4_BLOCK_SIZE == 0 for k in ks):
+        eo["block_size"] = INT4_BLOCK_SIZE
+    return eo
+
 def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str,
                   log, progress, cancel=None,
                   extra_options:dict|None=None,   # the builder's --extra_options
@@ -117,6 +130,7 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
     if window_cache not in WINDOW_CACHES:
         raise BadOption(f"window_cache={window_cache!r} is not a way to keep the cache.", f"use one of {', '.join(WINDOW_CACHES)} "
                         "(CLI: --window-cache full|ring); `full` is right for every prompt length and batch, `ring` saves memory.")
+    if precision == "int4": extra_options = int4_options(spec, extra_options)
     _refuse_tied_recipes(spec, extra_options)
     work = Path(work or tempfile.mkdtemp(prefix="mo-builder-"))
     stage = work/"source"; stage.mkdir(parents=True)
