@@ -255,8 +255,8 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
                                     replacing_bytes=_dir_bytes(out) if overwrite and out.is_dir() else 0)
     res = check_resources(est, out, ignore=ignore_resource_check, what=f"Exporting {source} ({precision}, {r.name})")
     fr = res["free"]
-    progress("load", 0.5, f"estimate: {est}; free: " + (f"{fr['memory_available_bytes']/1e9:.1f} GB memory, " if fr.get("memory_available_bytes") else "")
-             + f"{fr['disk_free_bytes']/1e9:.1f} GB disk")
+    res["summary"] = (f"estimate: {est}; free: " + (f"{fr['memory_available_bytes']/1e9:.1f} GB memory, " if fr.get("memory_available_bytes") else "")
+                      + f"{fr['disk_free_bytes']/1e9:.1f} GB disk")   # printed once the transaction owns the output (a broken pipe then cleans up)
     return Plan(r, str(source), src, spec, src_cfg, out, precision, execution_provider, overwrite, route_options, res)
 
 # %% ../nbs/03_export.ipynb #c015
@@ -584,6 +584,7 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
         p.route_options["sampler"] = lambda pid: RssSampler(pid).start()
     with Transaction(p.out, overwrite, log, cancel) as t:
         times["load"] = time.time() - t0
+        if p.resources: progress("load", 0.9, p.resources["summary"])
         progress("load", 1.0, f"{p.spec.model_type}: {p.spec.num_hidden_layers} layers, {p.spec.num_attention_heads} heads, {p.spec.num_key_value_heads} KV heads")
         t1 = time.time()
         try: info = fn(p.src, p.spec, t.tmp, precision, execution_provider, log=log, progress=progress, cancel=cancel, work=t.work, **p.route_options)
