@@ -430,7 +430,15 @@ class Transaction:
     def abandon(self):
         "Stop the route (its cancel event) and clean up now: the interpreter is exiting while a thread runs this export."
         if self.cancel is not None: self.cancel.set()
+        tmp, work = self.tmp, self.work
         self._clean()
+        quiet = 0
+        for _ in range(30):   # the route's watcher stops the exporter within 0.2 s; until then it may write again: remove what comes back
+            time.sleep(0.1)
+            back = [d for d in (tmp, work) if d is not None and d.exists()]
+            quiet = 0 if back else quiet + 1
+            if quiet >= 5: break
+            for d in back: shutil.rmtree(d, ignore_errors=True)
     def __exit__(self, typ, e, tb):
         interrupted = typ is not None and issubclass(typ, KeyboardInterrupt)
         if self._old is not None: _STOP.append("cleaning up")               # a signal now is ignored: the clean-up finishes
