@@ -290,15 +290,20 @@ def builder_main(argv:list|None=None):
         argv.remove("--low-memory")
         _release_large_frees()
     import onnxruntime_genai.models                                    # puts the builder's folder on sys.path
-    import builders.base as base                                       # the module object builder.py itself imports
-    orig = base.Model.to_nbits
+    sys.argv = ["onnxruntime_genai.models.builder"] + argv
+    try:
+        import builders.base as base                                   # the module object builder.py itself imports (0.18's layout)
+        orig = base.Model.to_nbits
+    except (ImportError, AttributeError):                              # an older builder (0.14, the olive profile): run it as it is
+        print("mistral_onnx: this onnxruntime-genai builder has no Model.to_nbits to swap; its own quantization runs", flush=True)
+        runpy.run_module("onnxruntime_genai.models.builder", run_name="__main__", alter_sys=True)
+        return
     def to_nbits(self):
         print(f"{QUANTIZE_MARK} MatMul weights ({'one at a time' if low else 'the builder s whole-graph quantizer'})", flush=True)
         out = low_memory_to_nbits(self, orig) if low else orig(self)
         print(f"{WRITE_MARK} model.onnx", flush=True)
         return out
     base.Model.to_nbits = to_nbits
-    sys.argv = ["onnxruntime_genai.models.builder"] + argv
     runpy.run_module("onnxruntime_genai.models.builder", run_name="__main__", alter_sys=True)
 
 def builder_command(src:str|Path,          # model folder the builder reads
