@@ -77,6 +77,11 @@ def cmd_export(a) -> int:
     if a.window_cache and a.route != "builder":
         raise BadOption(f"--window-cache applies to the builder route only (the {a.route} route keeps its own cache).", "drop --window-cache, or use --route builder.")
     opts = {"window_cache": a.window_cache} if a.window_cache else {}   # a builder option: other routes do not take it
+    if a.int4_block_size is not None:                                  # a builder option too, and only for int4
+        if a.route != "builder" or a.precision != "int4":
+            raise BadOption(f"--int4-block-size applies to --route builder --precision int4 (got --route {a.route} --precision {a.precision}).",
+                            "drop --int4-block-size, or export int4 with the builder route.")
+        opts["extra_options"] = {"block_size": a.int4_block_size}
     r = export(a.source, a.out, route=a.route, precision=a.precision, execution_provider=a.ep, overwrite=a.overwrite,
                trust_remote_code=a.trust_remote_code, progress=print_progress, finish=finish,
                log=(lambda s: print("   ", s, flush=True)) if a.verbose else None,
@@ -182,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tune", action="store_true", help="measure runtime options (threads / CUDA graph) and keep the fastest correct one")
     e.add_argument("--window-cache", choices=["full", "ring"], default=None, help="builder route: how a sliding-window model's cache is kept: "
                    "full (default; right for every prompt length, batch and max_length) or ring (window-long, less memory)")
+    e.add_argument("--int4-block-size", type=int, choices=[16, 32, 64, 128, 256], default=None,
+                   help="builder int4: weights per scale (default: 128 where every matrix width allows, else the builder's 32); "
+                   "larger blocks decode faster and lose more accuracy")
     e.add_argument("--ignore-resource-check", action="store_true", help="start even when the memory/disk estimate says the export will not fit")
     e.add_argument("-v", "--verbose", action="store_true", help="print the exporter's log")
     e.set_defaults(fn=cmd_export)

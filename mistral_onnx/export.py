@@ -478,6 +478,7 @@ def command(p:Plan) -> str:
     import shlex
     return (f"mistral-onnx export {shlex.quote(p.source)} {shlex.quote(str(p.out))} --route {p.route.name} --precision {p.precision} --ep {p.execution_provider}"
             + (f" --window-cache {p.route_options['window_cache']}" if p.route_options.get("window_cache") else "")
+            + (f" --int4-block-size {bs}" if (bs := (p.route_options.get("extra_options") or {}).get("block_size")) else "")
             + (" --overwrite" if p.overwrite else ""))
 
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}   # onnx.TensorProto data types

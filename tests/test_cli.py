@@ -63,3 +63,21 @@ def test_window_cache_flag(tmp_path):
     assert p.returncode == 2 and "builder route only" in p.stderr and not (tmp_path/"t").exists(), p.stderr
     p = cli("export", "embedded", tmp_path/"x", "--window-cache", "wide")
     assert p.returncode == 2 and "invalid choice" in p.stderr
+
+def _block_sizes(folder) -> set:
+    m = onnx.load(str(folder/"model.onnx"), load_external_data=False)
+    return {a.i for n in m.graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "block_size"}
+
+def test_int4_block_size_flag(tmp_path):
+    "`--int4-block-size` reaches every MatMulNBits node and the reproduce line; the default is 128 here; fp32 refuses it."
+    out = tmp_path/"b64"
+    p = cli("export", "embedded", out, "--precision", "int4", "--int4-block-size", "64")
+    assert p.returncode == 0, p.stderr
+    assert _block_sizes(out) == {64}
+    assert "--int4-block-size 64" in json.loads((out/"export_report.json").read_text())["command"]
+    p = cli("export", "embedded", tmp_path/"d", "--precision", "int4"); assert p.returncode == 0, p.stderr
+    assert _block_sizes(tmp_path/"d") == {128}          # the embedded model's widths (128, 384) all divide by 128
+    p = cli("export", "embedded", tmp_path/"f", "--int4-block-size", "64")
+    assert p.returncode == 2 and "--precision int4" in p.stderr and not (tmp_path/"f").exists(), p.stderr
+    p = cli("export", "embedded", tmp_path/"g", "--precision", "int4", "--int4-block-size", "48")
+    assert p.returncode == 2 and "invalid choice" in p.stderr

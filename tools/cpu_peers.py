@@ -282,6 +282,7 @@ RECIPES = {   # name -> builder extra_options (on top of precision int4); "int4"
     "int4": {},
     "int4_b128": {"block_size": 128},
     "int4_b64": {"block_size": 64},
+    "int4_b256": {"block_size": 256},
     "int4_asym_b128": {"block_size": 128, "is_symmetric": False},
     "int4_acc1": {"accuracy_level": 1},
     "int4_gather": {"op_types_to_quantize": "MatMul/Gather"},
