@@ -14,6 +14,9 @@
 #   bash tools/gpu_run.sh poll SECS    wait until the steps end or SECS pass; copy results and logs to $OUT
 #   bash tools/gpu_run.sh launch       run `steps` detached again (after a fix, with the wheels already in /tmp/whl)
 #   bash tools/gpu_run.sh steps        the steps themselves
+#   GPU_RUN_MODE=round2 bash tools/gpu_run.sh start|launch
+#                                      issue 16, round 2: install, the 7B model, exports fp16 + int4 at block 32/128/256,
+#                                      then tools/gpu_round2.py (int4 kernels and block sizes beside fp16 and transformers)
 # A dry run here, on CPU and a tiny model (our wheel with the `cpu` extra from PyPI into a throwaway venv):
 #   GPU_RUN_EP=cpu GPU_RUN_PRECISIONS="fp32 int4" GPU_RUN_CONFIG=tiny.json GPU_RUN_LONG="80,4" \
 #   GPU_RUN_PYTHON=/tmp/venv/bin/python GPU_RUN_PIP_SOURCES="" GPU_RUN_WHEELS=dist bash tools/gpu_run.sh steps
@@ -86,7 +89,7 @@ start() {
 launch() {   # run `steps` detached from a copy of this working tree (also: after a fix, on the same warm machine)
   mkdir -p "$RUN"; rm -f "$RUN/done"
   rm -rf /tmp/repo-copy && cp -r "$REPO" /tmp/repo-copy   # the next call lays the working tree anew; the steps keep this one
-  GPU_RUN_DEADLINE=$DEADLINE setsid bash /tmp/repo-copy/tools/gpu_run.sh steps > "$RUN/run.log" 2>&1 < /dev/null &
+  GPU_RUN_DEADLINE=$DEADLINE setsid bash /tmp/repo-copy/tools/gpu_run.sh ${GPU_RUN_MODE:-steps} > "$RUN/run.log" 2>&1 < /dev/null &
   sleep 5; tail -5 "$RUN/run.log"
 }
 
@@ -95,7 +98,7 @@ poll() {
   while [ ! -f "$RUN/done" ] && [ $(( $(date +%s) - t0 )) -lt "$secs" ]; do sleep 5; done
   [ -f "$RUN/done" ] && echo "== steps finished" || echo "== still running after $secs s"
   if [ -n "${OUT:-}" ]; then
-    for f in gpu_results.json run.log helpers.log helpers.json perf/perf.json mem/memory.json; do   # 7 files with nvidia-smi.txt (8 at most)
+    for f in gpu_results.json run.log helpers.log helpers.json perf/perf.json mem/memory.json round2/round2.json; do   # 7 files with nvidia-smi.txt (8 at most)
       [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/$(echo "$f" | tr / _)"; done
     nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
   fi
@@ -190,6 +193,33 @@ PYEOF
   echo "== $(date -u +%H:%M:%S) done"; touch "$RUN/done"
 }
 
+round2() {   # issue 16, round 2 (see the header)
+  mkdir -p "$RUN" "$WORK"; cd "$WORK" || return 1
+  trap 'touch "$RUN/done"' EXIT
+  RES=$RUN/gpu_results.json; rm -f "$RES"; echo '{"cli_run": {"command": "GPU_RUN_MODE=round2 bash tools/gpu_run.sh", "steps": {}}}' > "$RES"
+  local BIN; BIN=$("$PY" -c 'import os, sys; print(os.path.dirname(sys.executable))'); export PATH="$BIN:$PATH"; export PYTHONUNBUFFERED=1
+  echo "== $(date -u +%H:%M:%S) round 2"; nvidia-smi 2>/dev/null | head -12; df -h "$WORK" | tail -1
+  step install -- "$PY" -m pip install $PIP_SOURCES "mistral_onnx[$EXTRA]"
+  local fix; fix=$("$PY" -c "
+from mistral_onnx.env import runtime
+print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnxruntime_genai')) if r))" 2>/dev/null)
+  if [ -n "$fix" ]; then
+    fix=$(echo "$fix" | sed "s#pip uninstall#$PY -m pip uninstall#g; s#pip install#$PY -m pip install $PIP_SOURCES#g")
+    step repair -- bash -c "$fix"; fi
+  step doctor -- mistral-onnx doctor
+  step make_model --out-dir "$WORK/src" -- "$PY" "$REPO/tools/gpu_bench.py" make-model "$CONFIG" "$WORK/src" ${GPU_RUN_LAYERS:+--layers $GPU_RUN_LAYERS}
+  step export_fp16 --out-dir "$WORK/fp16" -- mistral-onnx export "$WORK/src" "$WORK/fp16" --precision fp16 --ep $EP --overwrite
+  local b
+  for b in ${GPU_RUN_BLOCKS:-128 32 256}; do
+    step export_int4_b$b --out-dir "$WORK/int4_b$b" -- mistral-onnx export "$WORK/src" "$WORK/int4_b$b" --precision int4 --ep $EP --int4-block-size $b --overwrite
+  done
+  mkdir -p "$RUN/round2"
+  local left=${GPU_RUN_ROUND2_S:-420}
+  if [ "$DEADLINE" -gt 0 ]; then left=$(( DEADLINE - $(date +%s) - 40 )); [ "$left" -gt 420 ] && left=420; fi
+  step round2 -- timeout $((left + 60)) "$PY" "$REPO/tools/gpu_round2.py" --src "$WORK/src" --exports "$WORK" --out "$RUN/round2" --budget-s "$left"
+  echo "== $(date -u +%H:%M:%S) done"; touch "$RUN/done"
+}
+
 step() {   # step NAME [--out-dir DIR] -- COMMAND...   (results in $RES)
   if [ "$DEADLINE" -gt 0 ] && [ "$(date +%s)" -gt "$DEADLINE" ]; then
     echo "== skipped $1: past the run's deadline (device time)"; "$PY" - "$RES" "$1" <<'PYEOF'
@@ -246,5 +276,6 @@ case "${1:-}" in
   launch) launch ;;
   poll) poll "${2:-540}" ;;
   steps) steps ;;
+  round2) round2 ;;
   *) sed -n '2,22p' "$0"; exit 2 ;;
 esac
