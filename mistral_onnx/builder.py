@@ -13,8 +13,8 @@ from .spec import ModelSpec
 from .routes import ExportError, run_logged
 
 # %% auto #0
-__all__ = ['WINDOW_CACHES', 'INT4_BLOCK_SIZE', 'builder_config', 'gqa_attributes', 'use_full_cache', 'window_cache_of',
-           'append_prompt', 'int4_options', 'route_builder']
+__all__ = ['WINDOW_CACHES', 'INT4_BLOCK_SIZE', 'CUDA_MAX_BLOCK_SIZE', 'builder_config', 'gqa_attributes', 'use_full_cache',
+           'window_cache_of', 'append_prompt', 'int4_options', 'route_builder']
 
 # %% ../nbs/03c_builder.ipynb #c006
 def builder_config(cfg:dict) -> dict:
@@ -105,18 +105,30 @@ def _refuse_tied_recipes(spec, extra_options):
 
 def _short(v): return f"[{v[0]!r}] * {len(v)}" if isinstance(v, list) and v and len(set(v)) == 1 else repr(v)
 
-INT4_BLOCK_SIZE = 128
-"int4 weights per block (one fp32 scale each) when every MatMul's K is a multiple of it; else the builder's 32"
+INT4_BLOCK_SIZE = {"cpu": 256, "cuda": 128}
+"int4 weights per block (one scale each), per execution provider, when every MatMul's K is a multiple of it; measured (issue 16)"
+CUDA_MAX_BLOCK_SIZE = 128
+"the largest int4 block ORT's CUDA MatMulNBits takes (onnxruntime-gpu 1.31.1: 'block size 256 is not supported' at the first token)"
 
 def int4_options(spec:ModelSpec,            # the model's shapes
-                 extra_options:dict|None    # what the user asked for (always wins)
+                 extra_options:dict|None,   # what the user asked for (always wins)
+                 execution_provider:str="cpu"
                 ) -> dict:                  # the builder's --extra_options for int4
-    "`block_size` 128 where the model's widths allow it: measured faster than the builder's 32 at the same accuracy."
+    "The largest measured block size (`INT4_BLOCK_SIZE`, else 128) that divides every MatMul width; else the builder's 32."
     eo = dict(extra_options or {})
+    if "block_size" in eo or "int4_block_size" in eo: return eo
     ks = (spec.hidden_size, spec.intermediate_size, spec.num_attention_heads * spec.head_dim)
-    if "block_size" not in eo and "int4_block_size" not in eo and all(k and k % INT4_BLOCK_SIZE == 0 for k in ks):
-        eo["block_size"] = INT4_BLOCK_SIZE
+    for b in sorted({INT4_BLOCK_SIZE.get(execution_provider, 128), 128}, reverse=True):
+        if all(k and k % b == 0 for k in ks): eo["block_size"] = b; break
     return eo
+
+def _refuse_cuda_block(extra_options, execution_provider):
+    "An int4 block ORT's CUDA kernel refuses only at the first token: say so before exporting."
+    b = int((extra_options or {}).get("block_size") or (extra_options or {}).get("int4_block_size") or 0)
+    if execution_provider == "cuda" and b > CUDA_MAX_BLOCK_SIZE:
+        raise BadOption(f"int4 block_size {b} with --ep cuda: ORT's CUDA MatMulNBits kernel refuses blocks above {CUDA_MAX_BLOCK_SIZE} "
+                        "when it runs the first token ('block size 256 is not supported', onnxruntime-gpu 1.31.1), so the export would not run.",
+                        f"use --int4-block-size {CUDA_MAX_BLOCK_SIZE} (or leave it out: {INT4_BLOCK_SIZE['cuda']} is the CUDA default).")
 
 def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str,
                   log, progress, cancel=None,
@@ -130,7 +142,9 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
     if window_cache not in WINDOW_CACHES:
         raise BadOption(f"window_cache={window_cache!r} is not a way to keep the cache.", f"use one of {', '.join(WINDOW_CACHES)} "
                         "(CLI: --window-cache full|ring); `full` is right for every prompt length and batch, `ring` saves memory.")
-    if precision == "int4": extra_options = int4_options(spec, extra_options)
+    if precision == "int4":
+        extra_options = int4_options(spec, extra_options, execution_provider)
+        _refuse_cuda_block(extra_options, execution_provider)
     _refuse_tied_recipes(spec, extra_options)
     work = Path(work or tempfile.mkdtemp(prefix="mo-builder-"))
     stage = work/"source"; stage.mkdir(parents=True)

@@ -78,7 +78,8 @@ def graph_io(model_path:str|Path) -> dict:
             "external_bytes": _external_bytes(m),
             "ops": sorted({n.op_type for n in m.graph.node}),
             "window": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "local_window_size"}),
-            "sliding_window_cache": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "sliding_window_cache"})}
+            "sliding_window_cache": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "sliding_window_cache"}),
+            "int4_block_sizes": sorted({a.i for n in m.graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "block_size"})}
 
 # %% ../nbs/02a_folder.ipynb #c016
 def read_genai_config(folder:str|Path) -> dict:
@@ -239,8 +240,12 @@ def og_config(self:ExportFolder, execution_provider:str|None=None): # "cpu", "cu
 
 @patch
 def model(self:ExportFolder, execution_provider:str|None=None): # "cpu", "cuda", ...; None: the folder's own providers
-    "The folder loaded as an `og.Model`; `CheckError` when ONNX Runtime GenAI cannot load it."
+    "The folder loaded as an `og.Model`; `CheckError` when ONNX Runtime GenAI cannot load it, or could not run it on CUDA."
     import onnxruntime_genai as og
+    big = [b for b in self.io.get("int4_block_sizes", []) if b > 128]
+    if (execution_provider or self.execution_provider) == "cuda" and big:   # ORT's CUDA MatMulNBits: "block size 256 is not supported"
+        raise CheckError(f"{self.path} holds int4 blocks of {max(big)} weights (a CPU export); ORT's CUDA kernel takes blocks up to 128 "
+                         "and would fail at the first token.", "export for CUDA: `mistral-onnx export SRC OUT --precision int4 --ep cuda`.")
     try: return og.Model(self.og_config(execution_provider))
     except Exception as e: raise CheckError(f"ONNX Runtime GenAI could not load {self.path}: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}.",
                                             "run `mistral-onnx check` on the folder, or export again.") from None
