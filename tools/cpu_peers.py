@@ -227,7 +227,7 @@ def bench_model(m:Path, names, args, extra_loaders:dict|None=None) -> dict:
         except Exception as e:
             errors[n] = f"{type(e).__name__}: {str(e).splitlines()[0][:400] if str(e) else ''}"; log(f"  {n} failed: {errors[n]}")
             traceback.print_exc()
-    bw = bandwidth_gbs("cpu", mb=256)
+    bw = bandwidth_gbs("cpu")   # read by every core, 1 GiB (bench.bandwidth_gbs)
     log(f"measuring {len(runners)} runners on {m.name}: {args.rounds} rounds, prompt {args.prompt_len}, {args.new_tokens} new, {args.threads} threads")
     res = measure(runners, ids, args.new_tokens, args.rounds, args.max_load, args.retries)
     for n, r in res.items():
