@@ -58,9 +58,15 @@ class RssSampler:
     def __init__(self, pid:int, # process whose tree is measured
                  interval:float=0.05, # seconds between samples
                  stage:str="load"):  # stage name until the caller sets another
-        self.pid, self.interval, self.stage = pid, interval, stage
+        self.pid, self.interval, self._stage = pid, interval, stage
         self.peaks, self.anon_peaks, self.samples = {}, {}, 0
         self._stop = threading.Event(); self._t = None
+    @property
+    def stage(self) -> str: return self._stage
+    @stage.setter
+    def stage(self, s:str):
+        "Entering a stage samples at once: a stage shorter than `interval` (or a loaded machine's late timer) still gets its peak."
+        self._stage = s; self.sample()
     def sample(self):
         r, a = tree_rss(self.pid)
         if r == 0: return

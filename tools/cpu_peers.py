@@ -176,8 +176,8 @@ def mem_available_mb() -> float:
         if line.startswith("MemAvailable"): return int(line.split()[1]) / 1e3
     return 0.0
 
-def measure(runners:dict, ids, new_tokens, rounds, max_load, retries) -> dict:
-    "Interleaved timed runs with the load of other processes during each; per runner: runs and medians."
+def measure(runners:dict, ids, new_tokens, rounds, max_load, retries, each_round=None) -> dict:
+    "Interleaved timed runs with the load of other processes during each; per runner: runs and medians. `each_round()` runs after each round."
     names = list(runners)
     if not names: return {}
     runs = {n: [] for n in names}
@@ -196,6 +196,7 @@ def measure(runners:dict, ids, new_tokens, rounds, max_load, retries) -> dict:
             runs[n].append(best)
             log(f"  round {i+1}/{rounds} {n:16} prefill {best['prefill_ms']:9.1f} ms  decode {(new_tokens-1)/best['decode_ms']*1e3:8.1f} tok/s"
                 f"  others {best['others_cores']:.2f} cores{'' if best['quiet'] else '  (NOT quiet)'}")
+        if each_round: each_round()
     out = {}
     for n in names:
         q = [r for r in runs[n] if r["quiet"]]
@@ -227,16 +228,20 @@ def bench_model(m:Path, names, args, extra_loaders:dict|None=None) -> dict:
         except Exception as e:
             errors[n] = f"{type(e).__name__}: {str(e).splitlines()[0][:400] if str(e) else ''}"; log(f"  {n} failed: {errors[n]}")
             traceback.print_exc()
-    bw = bandwidth_gbs("cpu")   # read by every core, 1 GiB (bench.bandwidth_gbs)
+    # the floor's bandwidth: read by every core, 1 GiB (bench.bandwidth_gbs), measured before and after every round; this VM's
+    # memory bandwidth moves with its neighbours (37-65 GB/s seen on one day), so the floor takes the best of them
+    bws = [bandwidth_gbs("cpu")]
     log(f"measuring {len(runners)} runners on {m.name}: {args.rounds} rounds, prompt {args.prompt_len}, {args.new_tokens} new, {args.threads} threads")
-    res = measure(runners, ids, args.new_tokens, args.rounds, args.max_load, args.retries)
+    res = measure(runners, ids, args.new_tokens, args.rounds, args.max_load, args.retries,
+                  each_round=lambda: bws.append(bandwidth_gbs("cpu", repeats=3)))
+    bw = max(bws)
     for n, r in res.items():
         r["load_s"] = load_s[n]
         if r.get("decode_mb"): r["floor_tok_s"] = bw * 1e3 / r["decode_mb"]
     del runners; gc.collect()
     return {"model": m.name, "parameters": num_parameters(spec), "config": {k: getattr(spec, k, None) for k in
             ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "vocab_size")},
-            "bandwidth_gbs": bw, "rows": res, "errors": errors}
+            "bandwidth_gbs": bw, "bandwidth_gbs_rounds": [round(b, 1) for b in bws], "rows": res, "errors": errors}
 
 def ratios(rows:dict) -> dict:
     out = {}
