@@ -17,6 +17,10 @@
 #   GPU_RUN_MODE=round2 bash tools/gpu_run.sh start|launch
 #                                      issue 16, round 2: install, the 7B model, exports fp16 + int4 at block 32/128/256,
 #                                      then tools/gpu_round2.py (int4 kernels and block sizes beside fp16 and transformers)
+#   GPU_RUN_MODE=blocks bash tools/gpu_run.sh start|launch
+#                                      the int4 block-size rules as a CUDA user meets them, on a small random model: the
+#                                      CUDA default (128) exports and generates; 256 is refused for --ep cuda, and a CPU
+#                                      export with 256-wide blocks is refused by generate --ep cuda (exit 2, the fix named)
 # A dry run here, on CPU and a tiny model (our wheel with the `cpu` extra from PyPI into a throwaway venv):
 #   GPU_RUN_EP=cpu GPU_RUN_PRECISIONS="fp32 int4" GPU_RUN_CONFIG=tiny.json GPU_RUN_LONG="80,4" \
 #   GPU_RUN_PYTHON=/tmp/venv/bin/python GPU_RUN_PIP_SOURCES="" GPU_RUN_WHEELS=dist bash tools/gpu_run.sh steps
@@ -220,6 +224,37 @@ print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnx
   echo "== $(date -u +%H:%M:%S) done"; touch "$RUN/done"
 }
 
+blocks() {   # see the header
+  mkdir -p "$RUN" "$WORK"; cd "$WORK" || return 1
+  trap 'touch "$RUN/done"' EXIT
+  RES=$RUN/gpu_results.json; rm -f "$RES"; echo '{"cli_run": {"command": "GPU_RUN_MODE=blocks bash tools/gpu_run.sh", "steps": {}}}' > "$RES"
+  local BIN; BIN=$("$PY" -c 'import os, sys; print(os.path.dirname(sys.executable))'); export PATH="$BIN:$PATH"; export PYTHONUNBUFFERED=1
+  step install -- "$PY" -m pip install $PIP_SOURCES "mistral_onnx[$EXTRA]"
+  local fix; fix=$("$PY" -c "
+from mistral_onnx.env import runtime
+print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnxruntime_genai')) if r))" 2>/dev/null)
+  if [ -n "$fix" ]; then
+    fix=$(echo "$fix" | sed "s#pip uninstall#$PY -m pip uninstall#g; s#pip install#$PY -m pip install $PIP_SOURCES#g")
+    step repair -- bash -c "$fix"; fi
+  local S=$WORK/b256src
+  "$PY" -c "import sys; from mistral_onnx.bench import random_mistral; random_mistral(sys.argv[1], {'hidden_size': 256, 'intermediate_size': 512, 'num_hidden_layers': 2, 'num_attention_heads': 4, 'num_key_value_heads': 2, 'vocab_size': 32000})" "$S"
+  step export_cuda_default -- mistral-onnx export "$S" "$WORK/cuda_int4" --precision int4 --ep cuda --overwrite
+  step generate_cuda_default -- mistral-onnx generate "$WORK/cuda_int4" "hello" --raw --max-new-tokens 8
+  step export_cpu_default -- mistral-onnx export "$S" "$WORK/cpu_int4" --precision int4 --overwrite
+  step generate_cpu_export_on_cuda -- mistral-onnx generate "$WORK/cpu_int4" "hello" --raw --ep cuda
+  step export_cuda_256 -- mistral-onnx export "$S" "$WORK/cuda_256" --precision int4 --ep cuda --int4-block-size 256
+  "$PY" - "$WORK" <<'PYEOF'
+import onnx, sys
+for f in ("cuda_int4", "cpu_int4"):
+    try:
+        m = onnx.load(f"{sys.argv[1]}/{f}/model.onnx", load_external_data=False)
+        print(f, "MatMulNBits block sizes:", sorted({a.i for n in m.graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "block_size"}))
+    except Exception as e: print(f, "unreadable:", e)
+print("cuda_256 exists:", __import__("os").path.exists(f"{sys.argv[1]}/cuda_256"))
+PYEOF
+  echo "== $(date -u +%H:%M:%S) done"; touch "$RUN/done"
+}
+
 step() {   # step NAME [--out-dir DIR] -- COMMAND...   (results in $RES)
   if [ "$DEADLINE" -gt 0 ] && [ "$(date +%s)" -gt "$DEADLINE" ]; then
     echo "== skipped $1: past the run's deadline (device time)"; "$PY" - "$RES" "$1" <<'PYEOF'
@@ -277,5 +312,6 @@ case "${1:-}" in
   poll) poll "${2:-540}" ;;
   steps) steps ;;
   round2) round2 ;;
+  blocks) blocks ;;
   *) sed -n '2,22p' "$0"; exit 2 ;;
 esac
