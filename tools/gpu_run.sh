@@ -197,12 +197,14 @@ PYEOF
   echo "== $(date -u +%H:%M:%S) done"; touch "$RUN/done"
 }
 
-round2() {   # issue 16, round 2 (see the header)
+begin_mode() {   # a GPU_RUN_MODE's common start: work folders, results file, `done` on exit, the interpreter's bin on PATH
   mkdir -p "$RUN" "$WORK"; cd "$WORK" || return 1
   trap 'touch "$RUN/done"' EXIT
-  RES=$RUN/gpu_results.json; rm -f "$RES"; echo '{"cli_run": {"command": "GPU_RUN_MODE=round2 bash tools/gpu_run.sh", "steps": {}}}' > "$RES"
+  RES=$RUN/gpu_results.json; rm -f "$RES"; echo "{\"cli_run\": {\"command\": \"GPU_RUN_MODE=$1 bash tools/gpu_run.sh\", \"steps\": {}}}" > "$RES"
   local BIN; BIN=$("$PY" -c 'import os, sys; print(os.path.dirname(sys.executable))'); export PATH="$BIN:$PATH"; export PYTHONUNBUFFERED=1
-  echo "== $(date -u +%H:%M:%S) round 2"; nvidia-smi 2>/dev/null | head -12; df -h "$WORK" | tail -1
+}
+
+install_and_repair() {   # our wheel with the extra for this machine; then doctor's repair when two runtime flavours are installed
   step install -- "$PY" -m pip install $PIP_SOURCES "mistral_onnx[$EXTRA]"
   local fix; fix=$("$PY" -c "
 from mistral_onnx.env import runtime
@@ -210,6 +212,12 @@ print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnx
   if [ -n "$fix" ]; then
     fix=$(echo "$fix" | sed "s#pip uninstall#$PY -m pip uninstall#g; s#pip install#$PY -m pip install $PIP_SOURCES#g")
     step repair -- bash -c "$fix"; fi
+}
+
+round2() {   # issue 16, round 2 (see the header)
+  begin_mode round2 || return 1
+  echo "== $(date -u +%H:%M:%S) round 2"; nvidia-smi 2>/dev/null | head -12; df -h "$WORK" | tail -1
+  install_and_repair
   step doctor -- mistral-onnx doctor
   step make_model --out-dir "$WORK/src" -- "$PY" "$REPO/tools/gpu_bench.py" make-model "$CONFIG" "$WORK/src" ${GPU_RUN_LAYERS:+--layers $GPU_RUN_LAYERS}
   step export_fp16 --out-dir "$WORK/fp16" -- mistral-onnx export "$WORK/src" "$WORK/fp16" --precision fp16 --ep $EP --overwrite
@@ -225,17 +233,8 @@ print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnx
 }
 
 blocks() {   # see the header
-  mkdir -p "$RUN" "$WORK"; cd "$WORK" || return 1
-  trap 'touch "$RUN/done"' EXIT
-  RES=$RUN/gpu_results.json; rm -f "$RES"; echo '{"cli_run": {"command": "GPU_RUN_MODE=blocks bash tools/gpu_run.sh", "steps": {}}}' > "$RES"
-  local BIN; BIN=$("$PY" -c 'import os, sys; print(os.path.dirname(sys.executable))'); export PATH="$BIN:$PATH"; export PYTHONUNBUFFERED=1
-  step install -- "$PY" -m pip install $PIP_SOURCES "mistral_onnx[$EXTRA]"
-  local fix; fix=$("$PY" -c "
-from mistral_onnx.env import runtime
-print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnxruntime_genai')) if r))" 2>/dev/null)
-  if [ -n "$fix" ]; then
-    fix=$(echo "$fix" | sed "s#pip uninstall#$PY -m pip uninstall#g; s#pip install#$PY -m pip install $PIP_SOURCES#g")
-    step repair -- bash -c "$fix"; fi
+  begin_mode blocks || return 1
+  install_and_repair
   local S=$WORK/b256src
   "$PY" -c "import sys; from mistral_onnx.bench import random_mistral; random_mistral(sys.argv[1], {'hidden_size': 256, 'intermediate_size': 512, 'num_hidden_layers': 2, 'num_attention_heads': 4, 'num_key_value_heads': 2, 'vocab_size': 32000})" "$S"
   step export_cuda_default -- mistral-onnx export "$S" "$WORK/cuda_int4" --precision int4 --ep cuda --overwrite
