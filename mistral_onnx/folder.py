@@ -242,8 +242,9 @@ def og_config(self:ExportFolder, execution_provider:str|None=None): # "cpu", "cu
 def model(self:ExportFolder, execution_provider:str|None=None): # "cpu", "cuda", ...; None: the folder's own providers
     "The folder loaded as an `og.Model`; `CheckError` when ONNX Runtime GenAI cannot load it, or could not run it on CUDA."
     import onnxruntime_genai as og
-    big = [b for b in self.io.get("int4_block_sizes", []) if b > 128]
-    if (execution_provider or self.execution_provider) == "cuda" and big:   # ORT's CUDA MatMulNBits: "block size 256 is not supported"
+    cuda = (execution_provider or self.execution_provider) == "cuda"
+    big = [b for b in self.io.get("int4_block_sizes", []) if b > 128] if cuda else []   # the graph is read only for CUDA
+    if big:   # ORT's CUDA MatMulNBits: "block size 256 is not supported"
         raise CheckError(f"{self.path} holds int4 blocks of {max(big)} weights (a CPU export); ORT's CUDA kernel takes blocks up to 128 "
                          "and would fail at the first token.", "export for CUDA: `mistral-onnx export SRC OUT --precision int4 --ep cuda`.")
     try: return og.Model(self.og_config(execution_provider))
