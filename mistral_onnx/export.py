@@ -15,6 +15,7 @@ from .models import resolve_source, TOKENIZER_FILES, SourceError
 from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, check_provider
 from .folder import ExportFolder
 from .check import check_kv
+from .family import fix_pad_token
 from .sources import refuse_special_files, check_config_values, check_against_weights, check_source
 
 # %% auto #0
@@ -336,12 +337,16 @@ class Transaction:
 
 # %% ../nbs/03_export.ipynb #c021
 def finish_folder(tmp:Path, src:Path, execution_provider:str):
-    "Copy the source's tokenizer files into the export and write the runtime options into its genai_config."
+    "Copy the source's tokenizer files into the export; write the runtime options and a pad id inside the vocabulary (`family.fix_pad_token`) into its genai_config; return what the pad fix changed, or None."
     for f in src.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens_map")) or f.name in TOKENIZER_FILES or f.name == "chat_template.jinja":
             shutil.copy2(f, tmp/f.name)
     gpath = tmp/"genai_config.json"
-    gpath.write_text(json.dumps(apply_runtime_options(json.loads(gpath.read_text()), execution_provider), indent=2))
+    g = apply_runtime_options(json.loads(gpath.read_text()), execution_provider)
+    gen = src/"generation_config.json"
+    fixed = fix_pad_token(g, json.loads((src/"config.json").read_text()), json.loads(gen.read_text()) if gen.exists() else None)
+    gpath.write_text(json.dumps(g, indent=2))
+    return fixed
 
 def _dir_bytes(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 

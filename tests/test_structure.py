@@ -7,7 +7,7 @@ import mistral_onnx
 
 PKG = Path(mistral_onnx.__file__).parent
 
-LAYERS = [("env", "spec", "memory"),                                # facts about the machine and the model
+LAYERS = [("env", "spec", "family", "memory"),                      # facts about the machine and the model (and its family)
           ("models", "folder", "published", "sources", "resources"), # sources and their checks, an exported folder, published configs, estimates
           ("check", "kv_cache"),                                    # checks and concepts over those
           ("routes", "olive_io", "builder", "torch_route", "olive_routes", "quantize"),   # the registry, then the routes
