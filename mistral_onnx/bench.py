@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .env import BadOption
+from .args import typed
 from .spec import ModelSpec, num_parameters
 from .models import resolve_source, TOKENIZER_FILES, EMBEDDED_DIR
 from .folder import ExportFolder, CheckError
@@ -257,6 +258,7 @@ def _sizes(folder:ExportFolder, spec, runner, dtype, r=None) -> tuple:
     n, emb = num_parameters(spec), spec.vocab_size * spec.hidden_size
     return n * per / 1e6, (n - (0 if spec.tie_word_embeddings else emb)) * per / 1e6
 
+@typed
 def bench(source,                         # the PyTorch side: "embedded", a folder or a hub id
           folder:str|Path|ExportFolder,   # the exported folder
           runners=("ortgenai", "onnxruntime", "torch_cache", "torch_nocache"),

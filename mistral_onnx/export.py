@@ -19,6 +19,7 @@ from .check import check_kv
 from .sources import refuse_special_files, check_config_values, check_against_weights, check_source
 from .transaction import (Transaction, refuse_out, refuse_existing, atomic_write, install_signal_handlers, SIGNALS,
                                       clean_stale_work, WORK_PREFIX, MARKER, mark, owned)   # moved to `transaction`; names kept here for callers
+from .args import typed
 
 # %% auto #0
 __all__ = ['runtime_options', 'apply_runtime_options', 'Plan', 'preflight', 'finish_folder', 'command', 'nonfinite_weights',
@@ -216,6 +217,7 @@ class ExportResult:
                 ("reproduce", f"`{r['command']}`")]
         return f"**Exported to `{self.out}`**\n\n| | |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
+@typed
 def export(source:str|Path,                 # "embedded", a model folder, or a hub id
            out:str|Path,                    # folder to create
            route:str="builder",             # a name in `ROUTES` (`mistral-onnx doctor` says which work here)
