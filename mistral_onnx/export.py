@@ -16,6 +16,7 @@ from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, c
 from .recipes import RECIPES
 from .folder import ExportFolder
 from .check import check_kv
+from .family import fix_pad_token
 from .sources import refuse_special_files, check_config_values, check_against_weights, check_source
 from .transaction import (Transaction, refuse_out, refuse_existing, atomic_write, install_signal_handlers, SIGNALS,
                                       clean_stale_work, WORK_PREFIX, MARKER, mark, owned)   # moved to `transaction`; names kept here for callers
@@ -121,12 +122,16 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
 
 # %% ../nbs/03_export.ipynb #c021
 def finish_folder(tmp:Path, src:Path, execution_provider:str):
-    "Copy the source's tokenizer files into the export and write the runtime options into its genai_config."
+    "Copy the source's tokenizer files into the export; write the runtime options and a pad id inside the vocabulary (`family.fix_pad_token`) into its genai_config; return what the pad fix changed, or None."
     for f in src.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens_map")) or f.name in TOKENIZER_FILES or f.name == "chat_template.jinja":
             shutil.copy2(f, tmp/f.name)
     gpath = tmp/"genai_config.json"
-    atomic_write(gpath, json.dumps(apply_runtime_options(json.loads(gpath.read_text()), execution_provider), indent=2))
+    g = apply_runtime_options(json.loads(gpath.read_text()), execution_provider)
+    gen = src/"generation_config.json"
+    fixed = fix_pad_token(g, json.loads((src/"config.json").read_text()), json.loads(gen.read_text()) if gen.exists() else None)
+    atomic_write(gpath, json.dumps(g, indent=2))
+    return fixed
 
 def _dir_bytes(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
@@ -268,7 +273,8 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
                                           "otherwise report it with that log.") from None
         times["convert"] = time.time() - t1
         progress("write", 0.9, "tokenizer, genai_config, report")
-        finish_folder(t.tmp, p.src, execution_provider)
+        fixed = finish_folder(t.tmp, p.src, execution_provider)
+        if fixed: log(fixed)                                   # the pad id the family's rule wrote (`family.fix_pad_token`)
         progress("check", 0.0, "KV check")
         kv = check_kv(t.tmp, p.spec)
         if not kv.ok: raise ExportError(f"The {p.route.name} route produced a graph that fails the KV check:\n{kv}")
