@@ -21,7 +21,7 @@ from .sources import refuse_special_files, check_config_values, check_against_we
 from .transaction import (Transaction, refuse_out, refuse_existing, atomic_write, install_signal_handlers, SIGNALS,
                                       clean_stale_work, WORK_PREFIX, MARKER, mark, owned)   # moved to `transaction`; names kept here for callers
 from .args import typed
-from .tensors import check_tensors, expected_tensors, check_builder_config
+from .tensors import dtype_notes, check_builder_config
 
 # %% auto #0
 __all__ = ['runtime_options', 'apply_runtime_options', 'Plan', 'preflight', 'finish_folder', 'command', 'nonfinite_weights',
@@ -101,8 +101,7 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     spec = ModelSpec.from_config(src_cfg)
     check_source(src, spec, src_cfg)
     check_builder_config(src_cfg, str(src/"config.json"))          # `tensors`: fields the exporters read unchecked
-    if spec.model_type in ("mistral", "llama", "qwen2"):            # every tensor the architecture needs (TODO: the family record's names)
-        for note in check_tensors(src, expected_tensors(spec, src_cfg), src_cfg): progress("load", 0.0, "note: " + note)
+    for note in dtype_notes(src, src_cfg): progress("load", 0.0, "note: " + note)   # weights stored in another dtype than config.json says
     out = Path(out).expanduser().absolute()
     refuse_out(src, out, overwrite)      # `transaction`: only an export this package wrote is replaced
     refuse_existing(out, overwrite)

@@ -1,4 +1,4 @@
-"""`check_tensors(src, expected)` refuses, before any exporter runs, a source whose safetensors lack a tensor, hold one at the wrong shape (in any layer), or store a dtype other than the config says; `check_builder_config` refuses the config fields the model builder would crash on.
+"""`dtype_notes` says when the stored weights are not in the dtype config.json declares; `check_builder_config` refuses, before any exporter runs, the config fields the model builder would crash on.
 
 Docs: https://mistral-onnx.github.io/mistral_onnx/tensors.html.md"""
 
@@ -8,11 +8,10 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/tensors.html.md"""
 from __future__ import annotations
 import json, numbers, re
 from pathlib import Path
-from .spec import ModelSpec
 from .models import SourceError
 
 # %% auto #0
-__all__ = ['stored_tensors', 'expected_tensors', 'check_tensors', 'check_builder_config']
+__all__ = ['stored_tensors', 'dtype_notes', 'check_builder_config']
 
 # %% ../nbs/03j_tensors.ipynb #c005
 _ST_BYTES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
@@ -30,48 +29,17 @@ def stored_tensors(src:Path) -> dict:   # {name: (dtype, shape)} from every safe
         out.update({k: (_ST_BYTES.get(v.get("dtype"), v.get("dtype")), tuple(v.get("shape", ()))) for k, v in h.items() if k != "__metadata__"})
     return out
 
-def expected_tensors(spec:ModelSpec, # the source's spec
-                     cfg:dict        # its config.json
-                    ) -> dict:       # {tensor name: shape}
-    "The tensors a Llama/Mistral/Qwen2-style decoder needs, named as transformers saves them (until `family` provides them per family)."
-    h, q, kv, ff = spec.hidden_size, spec.num_attention_heads * spec.head_dim, spec.num_key_value_heads * spec.head_dim, spec.intermediate_size
-    t = {"model.embed_tokens.weight": (spec.vocab_size, h), "model.norm.weight": (h,)}
-    if not cfg.get("tie_word_embeddings", False): t["lm_head.weight"] = (spec.vocab_size, h)
-    bias = bool(cfg.get("attention_bias")) or cfg.get("model_type") == "qwen2"
-    for i in range(spec.num_hidden_layers):
-        p = f"model.layers.{i}."
-        t.update({p + "self_attn.q_proj.weight": (q, h), p + "self_attn.k_proj.weight": (kv, h), p + "self_attn.v_proj.weight": (kv, h),
-                  p + "self_attn.o_proj.weight": (h, q), p + "mlp.gate_proj.weight": (ff, h), p + "mlp.up_proj.weight": (ff, h),
-                  p + "mlp.down_proj.weight": (h, ff), p + "input_layernorm.weight": (h,), p + "post_attention_layernorm.weight": (h,)})
-        if bias: t.update({p + "self_attn.q_proj.bias": (q,), p + "self_attn.k_proj.bias": (kv,), p + "self_attn.v_proj.bias": (kv,)})
-    return t
-
-def check_tensors(src:Path,            # the model folder
-                  expected:dict,       # {tensor name: shape} the architecture needs (`expected_tensors`, or the family record's)
-                  cfg:dict|None=None   # its config.json, for the dtype it declares
-                 ) -> list:            # notes to show the user (a stored dtype other than the config's); refusals raise
-    "`SourceError` naming a missing tensor or a wrong shape, with the fix; notes where the stored dtype is not the config's."
+def dtype_notes(src:Path,   # the model folder
+                cfg:dict    # its config.json
+               ) -> list:   # notes to show the user; empty when the stored dtype is the declared one
+    "Where the weights are stored in a floating dtype other than config.json's `dtype`/`torch_dtype`, say so and which precision keeps them."
     got = stored_tensors(src)
-    if not got: return []                              # no safetensors (a .bin-only source): transformers loads it, and says
-    missing = [n for n in expected if n not in got]
-    if missing:
-        raise SourceError(f"{src}: {len(missing)} tensor(s) the architecture needs are not in the weights ({', '.join(missing[:4])}"
-                          f"{' ...' if len(missing) > 4 else ''}); an exporter would fill them with random values, so every answer would be garbage.",
-                          "export from the complete checkpoint (all shards, with model.safetensors.index.json), or correct num_hidden_layers "
-                          "/ tie_word_embeddings in config.json if they do not describe these weights.")
-    for n, want in expected.items():
-        shape = got[n][1]
-        if tuple(shape) != tuple(want):
-            raise SourceError(f"{src}: tensor {n} has shape {list(shape)}, but config.json means {list(want)}.",
-                              "the checkpoint is damaged or mixes two models: export from an intact copy (config.json and weights of the same model).")
-    notes = []
-    declared = (cfg or {}).get("torch_dtype") or (cfg or {}).get("dtype")
-    floats = {d for n, (d, _) in got.items() if n in expected and d and d.startswith(("float", "bfloat"))}
-    if isinstance(declared, str) and floats and floats != {declared}:
-        notes.append(f"config.json says dtype {declared}, but the weights are stored as {', '.join(sorted(floats))}; the export reads the stored "
-                     f"weights and writes them at the precision you chose (fp32 keeps every stored value). To export at {declared}, pass "
-                     f"--precision {'bf16' if declared == 'bfloat16' else 'fp16' if declared == 'float16' else 'fp32'}.")
-    return notes
+    declared = cfg.get("torch_dtype") or cfg.get("dtype")
+    floats = {d for d, _ in got.values() if isinstance(d, str) and d.startswith(("float", "bfloat"))}
+    if not (isinstance(declared, str) and floats and floats != {declared}): return []
+    return [f"config.json says dtype {declared}, but the weights are stored as {', '.join(sorted(floats))}; the export reads the stored "
+            f"weights and writes them at the precision chosen (fp32 keeps every stored value). To export at {declared}, pass "
+            f"--precision {'bf16' if declared == 'bfloat16' else 'fp16' if declared == 'float16' else 'fp32'}."]
 
 # %% ../nbs/03j_tensors.ipynb #c006
 _ROPE_TYPES = {"default", "linear", "dynamic", "yarn", "longrope", "llama3", "ntk"}
