@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .env import BadOption
+from .args import typed
+from .transaction import atomic_write
 from .spec import ModelSpec, num_parameters
 from .models import resolve_source, TOKENIZER_FILES, EMBEDDED_DIR
 from .folder import ExportFolder, CheckError
@@ -257,6 +259,7 @@ def _sizes(folder:ExportFolder, spec, runner, dtype, r=None) -> tuple:
     n, emb = num_parameters(spec), spec.vocab_size * spec.hidden_size
     return n * per / 1e6, (n - (0 if spec.tie_word_embeddings else emb)) * per / 1e6
 
+@typed
 def bench(source,                         # the PyTorch side: "embedded", a folder or a hub id
           folder:str|Path|ExportFolder,   # the exported folder
           runners=("ortgenai", "onnxruntime", "torch_cache", "torch_nocache"),
@@ -431,7 +434,7 @@ def tune_runtime_options(folder:str|Path|ExportFolder,   # a finished export
             d = work/str(i); d.mkdir()
             for x in f.path.iterdir():
                 if x.name != "genai_config.json": (d/x.name).symlink_to(x.resolve())
-            (d/"genai_config.json").write_text(json.dumps(apply_runtime_options(json.loads(json.dumps(base)), ep, c), indent=2))
+            atomic_write(d/"genai_config.json", json.dumps(apply_runtime_options(json.loads(json.dumps(base)), ep, c), indent=2))
             models.append(og.Model(str(d)))
         def run(m):
             p = og.GeneratorParams(m)
@@ -452,12 +455,12 @@ def tune_runtime_options(folder:str|Path|ExportFolder,   # a finished export
             for i, (c, s) in enumerate(zip(cands, speeds))]
     best = max((r for r in rows if r["same_tokens"]), key=lambda r: r["decode_tok_s"])
     f.genai_config = apply_runtime_options(base, ep, best["options"])
-    (f.path/"genai_config.json").write_text(json.dumps(f.genai_config, indent=2))
+    atomic_write(f.path/"genai_config.json", json.dumps(f.genai_config, indent=2))
     result = {"execution_provider": ep, "prompt_len": prompt_len, "new_tokens": new_tokens, "repeats": repeats,
               "machine": machine(), "candidates": rows, "chosen": best["options"]}
     if f.report is not None:
         f.report = {**f.report, "runtime_options": best["options"], "runtime_tuning": result}
-        (f.path/"export_report.json").write_text(json.dumps(f.report, indent=1))
+        atomic_write(f.path/"export_report.json", json.dumps(f.report, indent=1))
     return result
 
 # %% ../nbs/08_bench.ipynb #c034

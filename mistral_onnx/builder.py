@@ -54,7 +54,9 @@ def use_full_cache(folder:str|Path) -> int:   # GroupQueryAttention nodes change
         for a in n.attribute:
             if a.name == "sliding_window_cache" and a.i != 0: a.i = 0; changed += 1
     if changed: onnx.save(m, str(path))
-    if dec.pop("sliding_window", None) is not None or changed: gpath.write_text(json.dumps(gcfg, indent=4))
+    if dec.pop("sliding_window", None) is not None or changed:
+        from mistral_onnx.transaction import atomic_write
+        atomic_write(gpath, json.dumps(gcfg, indent=4))
     return changed
 
 def window_cache_of(folder:str|Path) -> str|None:   # "full", "ring", or None for a graph without a window

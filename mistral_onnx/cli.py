@@ -53,19 +53,10 @@ def write_new_file(path:str|Path,   # where to write
                    overwrite:bool=False, # replace an existing file
                    flag:str="--overwrite" # what the user passes to allow it
                   ) -> Path:
-    "Write a command's output file: never replacing an existing one unless told, never writing into a FIFO or device."
-    p = Path(path).expanduser()
-    if p.exists() or p.is_symlink():
-        try: mode = p.stat().st_mode
-        except OSError: mode = 0
-        if not stat.S_ISREG(mode):
-            raise BadOption(f"{p} exists and is not a regular file; nothing was written.", "choose another file name.")
-        if not overwrite: raise BadOption(f"{p} already exists; nothing was written.", f"choose another file name, or pass {flag} to replace it.")
-        p.write_text(text); return p
-    try:
-        with open(p, "x") as f: f.write(text)
-    except FileNotFoundError: raise BadOption(f"The folder of {p} does not exist; nothing was written.", "create it, or choose another file.") from None
-    return p
+    "Write a command's output file: checked first (`transaction.check_new_file`: never an existing file unless told, never a link, FIFO or device), then written whole or not at all (`atomic_write`)."
+    from mistral_onnx.transaction import check_new_file, atomic_write
+    return atomic_write(check_new_file(path, overwrite, flag), text)
+
 
 # %% ../nbs/10_cli.ipynb #c008
 def cmd_export(a) -> int:
@@ -150,6 +141,8 @@ def cmd_diagnose(a) -> int:
     d = diagnose(a.path, ModelSpec.from_pretrained(a.config) if a.config else None)
     print(d)
     if a.write_fixed:
+        from mistral_onnx.transaction import check_new_file
+        check_new_file(a.write_fixed, a.overwrite)      # a link (even with --overwrite), an existing file: refused before anything is printed as done
         if d.fixed is None: print("nothing to correct: no config written", file=sys.stderr)
         else:
             write_new_file(a.write_fixed, json.dumps(d.fixed, indent=2), a.overwrite)
@@ -314,8 +307,9 @@ def _validate_args(s):
 def cmd_bench(a) -> int:
     "Side-by-side speed: table and ratios; optional plotly HTML and JSON."
     from mistral_onnx.bench import bench
-    for f in (a.json, a.html):             # refuse before measuring, not after
-        if f and (Path(f).exists() or Path(f).is_symlink()) and not a.overwrite: write_new_file(f, "", False)
+    from mistral_onnx.transaction import check_new_file
+    for f in (a.json, a.html):             # refuse before measuring, not after: an existing file, a link, a missing or read-only folder
+        if f: check_new_file(f, a.overwrite)
     r = bench(a.source, a.out, runners=tuple(a.runner or ("ortgenai", "onnxruntime", "torch_cache", "torch_nocache")),
               prompt_len=a.prompt_len, new_tokens=a.new_tokens, repeats=a.repeats, execution_provider=a.ep,
               progress=print_progress if a.verbose else None)

@@ -90,7 +90,8 @@ def record_result(profile:str, route:str, result:dict, vers:dict,
                 machine=f"{platform.machine()}, {os.cpu_count()} CPU cores")
     prof["routes"][route] = result
     m["profiles"] = dict(sorted(m["profiles"].items()))
-    p.write_text(json.dumps(m, indent=1) + "\n")
+    from mistral_onnx.transaction import atomic_write
+    atomic_write(p, json.dumps(m, indent=1) + "\n")
 
 def matrix_markdown(m:dict|None=None) -> str:
     "The observed matrix as a markdown table: route by profile."

@@ -20,6 +20,8 @@ from .family import fix_pad_token
 from .sources import refuse_special_files, check_config_values, check_against_weights, check_source
 from .transaction import (Transaction, refuse_out, refuse_existing, atomic_write, install_signal_handlers, SIGNALS,
                                       clean_stale_work, WORK_PREFIX, MARKER, mark, owned)   # moved to `transaction`; names kept here for callers
+from .args import typed
+from .tensors import dtype_notes, check_builder_config
 
 # %% auto #0
 __all__ = ['runtime_options', 'apply_runtime_options', 'Plan', 'preflight', 'finish_folder', 'command', 'nonfinite_weights',
@@ -98,6 +100,8 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     src_cfg = json.loads((src/"config.json").read_text())
     spec = ModelSpec.from_config(src_cfg)
     check_source(src, spec, src_cfg)
+    check_builder_config(src_cfg, str(src/"config.json"))          # `tensors`: fields the exporters read unchecked
+    for note in dtype_notes(src, src_cfg): progress("load", 0.0, "note: " + note)   # weights stored in another dtype than config.json says
     out = Path(out).expanduser().absolute()
     refuse_out(src, out, overwrite)      # `transaction`: only an export this package wrote is replaced
     refuse_existing(out, overwrite)
@@ -221,6 +225,7 @@ class ExportResult:
                 ("reproduce", f"`{r['command']}`")]
         return f"**Exported to `{self.out}`**\n\n| | |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
+@typed
 def export(source:str|Path,                 # "embedded", a model folder, or a hub id
            out:str|Path,                    # folder to create
            route:str="builder",             # a name in `ROUTES` (`mistral-onnx doctor` says which work here)

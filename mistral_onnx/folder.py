@@ -13,7 +13,8 @@ from .env import MistralOnnxError
 from .spec import ModelSpec
 
 # %% auto #0
-__all__ = ['CheckError', 'inside', 'regular_file', 'graph_io', 'read_genai_config', 'read_report', 'folder_spec', 'ExportFolder']
+__all__ = ['GENAI_TYPES', 'CheckError', 'inside', 'regular_file', 'graph_io', 'check_genai_types', 'read_genai_config',
+           'read_report', 'folder_spec', 'ExportFolder']
 
 # %% ../nbs/02a_folder.ipynb #c006
 class CheckError(MistralOnnxError, RuntimeError):
@@ -81,6 +82,42 @@ def graph_io(model_path:str|Path) -> dict:
             "sliding_window_cache": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "sliding_window_cache"}),
             "int4_block_sizes": sorted({a.i for n in m.graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "block_size"})}
 
+# %% ../nbs/02a_folder.ipynb #rel783c
+GENAI_TYPES = {"model.type": "str", "model.vocab_size": "int", "model.context_length": "int", "model.bos_token_id": "int",
+               "model.eos_token_id": "int|ints", "model.pad_token_id": "int", "model.decoder.filename": "str",
+               "model.decoder.inputs": "names", "model.decoder.outputs": "names", "model.decoder.session_options": "dict",
+               "model.decoder.num_hidden_layers": "int", "model.decoder.num_attention_heads": "int", "model.decoder.num_key_value_heads": "int",
+               "model.decoder.head_size": "int", "model.decoder.hidden_size": "int", "model.decoder.sliding_window": "dict",
+               "search": "dict", "search.max_length": "int", "search.min_length": "int", "search.do_sample": "bool", "search.num_beams": "int",
+               "search.top_k": "int", "search.top_p": "number", "search.temperature": "number", "search.past_present_share_buffer": "bool"}
+"The genai_config fields ONNX Runtime GenAI reads, with the JSON type it reads them as (where a field is present)"
+
+_TYPE_SAY = {"str": "a string", "int": "an integer", "int|ints": "an integer or a list of integers", "names": "an object of names (strings)",
+             "dict": "an object", "bool": "true or false", "number": "a number"}
+
+def _is_type(v, kind:str) -> bool:
+    isint = lambda x: isinstance(x, int) and not isinstance(x, bool)
+    return {"str": lambda: isinstance(v, str), "int": lambda: isint(v), "bool": lambda: isinstance(v, bool),
+            "int|ints": lambda: isint(v) or (isinstance(v, list) and bool(v) and all(isint(x) for x in v)),
+            "names": lambda: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+            "dict": lambda: isinstance(v, dict), "number": lambda: isinstance(v, (int, float)) and not isinstance(v, bool)}[kind]()
+
+def check_genai_types(g:dict,       # a genai_config as read
+                      f:str|Path="genai_config.json" # its file, for the message
+                     ):
+    "`CheckError` naming the first field of `GENAI_TYPES` whose value is not of the type ONNX Runtime GenAI reads, with the fix."
+    for path, kind in GENAI_TYPES.items():
+        v, here = g, True
+        for k in path.split("."):
+            if isinstance(v, dict) and k in v: v = v[k]
+            else: here = False; break
+        if not here or _is_type(v, kind): continue
+        fix = f"write {path} as {_TYPE_SAY[kind]}"
+        if kind in ("int", "int|ints") and isinstance(v, str) and v.strip().isdigit(): fix = f"write {path} as {int(v)} (a number, not the string {v!r})"
+        raise CheckError(f"{f}: {path} is {json.dumps(v)[:80]} ({type(v).__name__}), but ONNX Runtime GenAI reads it as {_TYPE_SAY[kind]}.",
+                         fix + " in genai_config.json, or export again.")
+
+
 # %% ../nbs/02a_folder.ipynb #c016
 def read_genai_config(folder:str|Path) -> dict:
     "The folder's genai_config.json, or a `CheckError` that says how to get one."
@@ -91,6 +128,7 @@ def read_genai_config(folder:str|Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckError(f"{f} is not valid JSON ({type(e).__name__}: {e}).", "export again.") from None
     if not isinstance(g, dict) or not isinstance(g.get("model"), dict) or not isinstance(g["model"].get("decoder", {}), dict):
         raise CheckError(f"{f} is not a genai_config: it needs a \"model\" object with a \"decoder\" section.", "export again.")
+    check_genai_types(g, f)
     return g
 
 def read_report(folder:str|Path) -> dict|None:

@@ -6,11 +6,12 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/generate.html.md"""
 
 # %% ../nbs/07_generate.ipynb #c003
 from __future__ import annotations
-import json, math, time
+import json, math, numbers, time
 import numpy as np
 from dataclasses import dataclass
 from pathlib import Path
 from .env import MistralOnnxError, BadOption
+from .args import typed
 from .folder import ExportFolder, CheckError
 from .check import check_kv
 from .session import DecodeSession
@@ -35,6 +36,7 @@ class GenStats:
 
 class OnnxLM:
     "An exported folder, loaded in ONNX Runtime GenAI."
+    @typed
     def __init__(self, folder:str|Path|ExportFolder,  # an exported folder
                  execution_provider:str|None=None,    # "cpu", "cuda", or None for the folder's own
                  check:bool=True):                    # refuse a folder that fails `check_kv` (False: load it anyway)
@@ -84,6 +86,7 @@ def _check_sampling(temperature, top_k, top_p):
     if not (num(top_p) and 0 < top_p <= 1): raise BadOption(f"top_p={top_p!r} is outside (0, 1].", "use e.g. 0.9, or 1.0 to keep every token.")
 
 @patch
+@typed
 def stream_ids(self:OnnxLM, ids:list,
                max_new_tokens:int=64,    # stop after this many new tokens
                do_sample:bool=False,     # greedy when False
@@ -94,6 +97,7 @@ def stream_ids(self:OnnxLM, ids:list,
     if not ids: raise GenerationError("The prompt is empty. Fix: give at least one token of text.")
     if max_new_tokens < 1: raise GenerationError(f"max_new_tokens={max_new_tokens}; it must be at least 1. Fix: ask for 1 or more new tokens.")
     if do_sample: _check_sampling(temperature, top_k, top_p)
+    ids = [int(i) if isinstance(i, numbers.Integral) and not isinstance(i, bool) else i for i in ids]   # numpy ids are ids
     bad = [i for i in ids if not isinstance(i, int) or i < 0 or (self.vocab_size and i >= self.vocab_size)]
     if bad: raise GenerationError(f"Token ids {bad[:5]} are outside the vocabulary (0..{(self.vocab_size or 0) - 1}). Fix: encode the "
                                   "prompt with this model's tokenizer (`lm.encode` or `lm.chat_ids`).")
@@ -126,6 +130,7 @@ def stream_ids(self:OnnxLM, ids:list,
     st.hit_context = not eos and st.new_tokens < max_new_tokens
 
 @patch
+@typed
 def stream(self:OnnxLM, prompt:str,
            chat:bool=True,   # wrap the prompt in the chat template
            **kw):            # passed to `stream_ids`

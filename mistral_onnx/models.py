@@ -101,7 +101,12 @@ def resolve_source(source:str|Path,              # "embedded", a local model fol
                   ) -> Path:                      # a local folder with config.json, weights and tokenizer
     "Turn a model source into a checked local folder."
     s = str(source)
-    if s == "embedded": path = EMBEDDED_DIR
+    if s == "embedded":
+        if Path(s).is_dir() or Path(s).is_symlink():               # a folder of the user's named `embedded`: never replaced unasked by ours
+            raise SourceError(f"'embedded' names the model shipped with mistral_onnx, but there is also a folder {Path(s).absolute()} here; "
+                              "mistral_onnx will not guess which one you mean.",
+                              "pass ./embedded (or its full path) for your folder, or run from another folder to use the shipped model.")
+        path = EMBEDDED_DIR
     elif Path(s).expanduser().exists(): path = Path(s).expanduser()
     elif s.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", s):
         raise SourceError(f"Model source {s!r} is neither an existing folder nor a hub id (owner/name). "

@@ -104,7 +104,8 @@ def write_genai_config(tmp:Path,                # the export folder holding the 
     tmp = Path(tmp)
     io = io or graph_io(tmp/filename)
     g = genai_config(spec, io, tokenizer_dir, filename=filename, **kw)
-    (tmp/"genai_config.json").write_text(json.dumps(g, indent=2))
+    from mistral_onnx.transaction import atomic_write
+    atomic_write(tmp/"genai_config.json", json.dumps(g, indent=2))
     return g
 
 # %% ../nbs/03a_torch_route.ipynb #c016

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .env import BadOption
+from .args import typed
 from .spec import ModelSpec
 from .models import resolve_source, task_words, task_prompt, task_score
 from .folder import ExportFolder, CheckError
@@ -352,6 +353,7 @@ RUNNERS = {"onnxruntime": lambda folder, spec, ep: GraphRunner(folder, spec, ep)
 "The two ways `validate` runs an export, by the names `bench` and the CLI use"
 _OLD_NAMES = {"graph": "onnxruntime", "genai": "ortgenai"}   # the names validate used before; still accepted
 
+@typed
 def validate(source,                       # the model exported: "embedded", a folder or a hub id (the PyTorch reference)
              folder:str|Path|ExportFolder, # the exported folder
              precision:str|None=None,      # judged as this precision; None reads export_report.json

@@ -7,8 +7,8 @@ import mistral_onnx
 
 PKG = Path(mistral_onnx.__file__).parent
 
-LAYERS = [("env", "spec", "family", "memory"),                      # facts about the machine and the model (and its family)
-          ("models", "folder", "published", "sources", "resources", "recipes"), # sources and their checks, an exported folder, published configs, estimates, quantization recipes
+LAYERS = [("env", "args", "spec", "family", "memory"),                      # facts about the machine and the model (and its family)
+          ("models", "folder", "published", "sources", "tensors", "resources", "recipes"), # sources and their checks, an exported folder, published configs, estimates, quantization recipes
           ("check", "kv_cache"),                                    # checks and concepts over those
           ("routes", "transaction", "olive_io", "builder", "torch_route", "olive_routes", "quantize"),   # the registry, then the routes
           ("export", "session"),                                    # the front; one decode session over an export
