@@ -7,7 +7,7 @@ import mistral_onnx
 
 PKG = Path(mistral_onnx.__file__).parent
 
-LAYERS = [("env", "spec", "memory"),                                # facts about the machine and the model
+LAYERS = [("env", "spec", "memory", "quantized_sources"),                              # facts about the machine and the model
           ("models", "folder", "published", "sources", "resources", "recipes"), # sources and their checks, an exported folder, published configs, estimates, quantization recipes
           ("check", "kv_cache"),                                    # checks and concepts over those
           ("routes", "olive_io", "builder", "torch_route", "olive_routes", "quantize"),   # the registry, then the routes
