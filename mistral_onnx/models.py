@@ -287,7 +287,7 @@ def reference_folder(src:str|Path) -> Path:   # a plain float Hugging Face folde
     try: qz = quantization_of(cfg)
     except ValueError as e: raise SourceError(f"{src}: {e}.", "use an unquantized checkpoint, or one in a format of mistral_onnx.quantized_sources.QUANT_FORMATS.") from None
     if qz is None: return src
-    import tempfile, shutil
+    import tempfile, shutil, numpy as np
     from safetensors.numpy import load_file, save_file
     files = sorted(src.glob("*.safetensors"))
     h = zlib.crc32("|".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files).encode() + mistral_onnx.__version__.encode())
@@ -298,7 +298,7 @@ def reference_folder(src:str|Path) -> Path:   # a plain float Hugging Face folde
     try:
         w = {}
         for f in files: w.update(load_file(str(f)))
-        save_file({k: v.astype("float32") if v.dtype.kind == "f" else v for k, v in dequantized_state_dict(w, qz).items()},
+        save_file({k: np.ascontiguousarray(v, dtype="float32" if v.dtype.kind == "f" else None) for k, v in dequantized_state_dict(w, qz).items()},
                   str(tmp/"model.safetensors"), metadata={"format": "pt"})
         plain = {k: v for k, v in cfg.items() if k != "quantization_config"}
         (tmp/"config.json").write_text(json.dumps(plain, indent=1))

@@ -118,7 +118,7 @@ def pack_int32(values:np.ndarray, # unsigned integers < 2**bits
     v = v.reshape(*v.shape[:-1], -1, n)
     out = np.zeros(v.shape[:-1], dtype=np.uint32)
     for i in range(n): out |= (v[..., i] & ((1 << bits) - 1)) << np.uint32(i * bits)
-    return np.moveaxis(out.view(np.int32), -1, axis)
+    return np.ascontiguousarray(np.moveaxis(out.view(np.int32), -1, axis))   # safetensors.numpy writes a strided view's buffer as if it were C-ordered
 
 def unpack_int32(words:np.ndarray, bits:int, axis:int) -> np.ndarray:   # int64 values, `axis` 32/bits times longer
     "The inverse of `pack_int32`."
@@ -232,7 +232,7 @@ def write_quantized_checkpoint(src:str|Path,    # a float Hugging Face folder (c
             q, s, z = quantize_rtn(v, bits, group_size, sym)
             for suf, t in pack_linear(fmt, q, s, z, bits, group_size, sym).items(): stored[f"{n[:-len('.weight')]}.{suf}"] = t
         else: stored[n] = v
-    save_file(stored, str(out/"model.safetensors"), metadata={"format": "pt"})
+    save_file({k: np.ascontiguousarray(v) for k, v in stored.items()}, str(out/"model.safetensors"), metadata={"format": "pt"})
     cfg = json.loads((src/"config.json").read_text())
     cfg["quantization_config"] = quantization_config(fmt, bits, group_size, sym)
     (out/"config.json").write_text(json.dumps(cfg, indent=1))
@@ -308,7 +308,7 @@ def prepare_builder_source(src:Path,      # the resolved source folder
         for f in sorted(stage.glob("*.safetensors")): w.update(load_file(str(f))); f.unlink()
         (stage/"model.safetensors.index.json").unlink(missing_ok=True)
         g, gcfg = gptq_from_compressed_tensors(w, qz)
-        save_file(g, str(stage/"model.safetensors"), metadata={"format": "pt"})
+        save_file({k: np.ascontiguousarray(v) for k, v in g.items()}, str(stage/"model.safetensors"), metadata={"format": "pt"})
         cfg["quantization_config"] = gcfg
         (stage/"config.json").write_text(json.dumps(cfg, indent=1))
         info["repacked_as"] = "gptq"
