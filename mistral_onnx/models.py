@@ -242,8 +242,8 @@ def gguf_source(path:str|Path,          # a .gguf file
     native_ok = set(info["tensor_types"]) <= {"F32", "F16"} and arch in BUILDER_GGUF
     if reader == "builder" and not native_ok:
         raise SourceError(f"{p} has {', '.join(info['tensor_types'])} tensors ({info['architecture']}); onnxruntime-genai's builder reads only "
-                          f"f16/f32 GGUF files of {', '.join(BUILDER_GGUF)}.", "pass gguf_reader='transformers' (CLI: --gguf-reader transformers) "
-                          "to dequantize it with transformers first.")
+                          f"f16/f32 GGUF files of {', '.join(BUILDER_GGUF)}.", "pass gguf_reader='auto' or 'transformers' to dequantize it with "
+                          "transformers first (export does so by itself).")
     how = "builder" if reader == "builder" or (reader == "auto" and native_ok) else "transformers"
     out = Path(cache or source_cache()/"gguf")/_gguf_key(p, how)
     if (out/SOURCE_MARKER).is_file(): return out                 # written last: the folder is complete
