@@ -130,11 +130,14 @@ def route_builder(job:Job) -> dict:   # what export_report.json records as route
     src_cfg = json.loads((src/"config.json").read_text())
     cfg = builder_config(src_cfg)
     (stage/"config.json").write_text(json.dumps(cfg, indent=1))
+    from mistral_onnx.quantized_sources import prepare_builder_source
+    prep = prepare_builder_source(src, stage, precision, log)   # a GGUF the builder reads itself; a pre-quantized checkpoint kept as it is
+    extra_options = {**prep["extra_options"], **extra_options}
     added = {k: cfg[k] for k in ("num_key_value_heads", "head_dim", "layer_types") if k in cfg and src_cfg.get(k) != cfg[k]}
     if added: log("config handed to the builder, from ModelSpec: " + ", ".join(f"{k} = {_short(v)}" for k, v in added.items()))
     # the command `quantize.builder_command` builds (not imported: quantize imports this module): the builder through
     # quantize.builder_main, which with --low-memory quantizes one weight at a time
-    cmd = [sys.executable, "-c", "from mistral_onnx.quantize import builder_main; builder_main()", "-i", str(stage), "-o", str(tmp),
+    cmd = [sys.executable, "-c", "from mistral_onnx.quantize import builder_main; builder_main()", *prep["input"], "-o", str(tmp),
            "-p", precision, "-e", execution_provider, "-c", str(work/"cache")]
     if low_memory and is_quantized(precision): cmd.append("--low-memory")
     if extra_options: cmd += ["--extra_options"] + [f"{k}={v}" for k, v in extra_options.items()]
@@ -155,6 +158,6 @@ def route_builder(job:Job) -> dict:   # what export_report.json records as route
     if changed: log(f"full-length cache: sliding_window_cache = 0 on {changed} GroupQueryAttention nodes, genai_config's sliding_window section removed")
     info = {"command": cmd, "extra_options": extra_options, "recipe": recipe(job.option("recipe"), precision).name if is_quantized(precision) else None,
             "staged_config": {k: _short(v) for k, v in added.items()},
-            "layer_types_added": "layer_types" in added, "window_cache": window_cache_of(tmp), "low_memory": low_memory}
+            "layer_types_added": "layer_types" in added, "window_cache": window_cache_of(tmp), "low_memory": low_memory, **prep["info"]}
     if samplers and hasattr(samplers[0], "stage_peak_rss_bytes"): info["stage_peak_rss_bytes"] = samplers[0].stage_peak_rss_bytes()
     return info

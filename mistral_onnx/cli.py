@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     routes, precisions, eps = _choices()
     e = sub.add_parser("export", help="export a model (embedded, a folder or a hub id) to an ONNX folder")
-    e.add_argument("source", help="'embedded', a local model folder, or a hub id")
+    e.add_argument("source", help="'embedded', a local model folder, a .gguf file, or a hub id")
     e.add_argument("out", help="output folder (created; refused if it exists unless --overwrite)")
     e.add_argument("--route", default="builder", choices=routes, help="exporter to use (default: builder; `mistral-onnx doctor` says which work here)")
     e.add_argument("--precision", default=None, choices=precisions, help="what the route exports on this provider (default: the recipe's, else fp32)")
@@ -294,7 +294,7 @@ def cmd_validate(a) -> int:
     return 0 if r.ok else 1
 
 def _validate_args(s):
-    s.add_argument("source", help="the PyTorch model: 'embedded', a model folder or a hub id")
+    s.add_argument("source", help="the PyTorch model: 'embedded', a model folder, a .gguf file or a hub id")
     s.add_argument("out", help="the exported folder")
     s.add_argument("--precision", default=None, help="judge as this precision (default: the export's own)")
     s.add_argument("--ep", default=None, choices=["cpu", "cuda"], help="execution provider (default: the export's own)")
@@ -323,7 +323,7 @@ def cmd_bench(a) -> int:
     return 0
 
 def _bench_args(s):
-    s.add_argument("source", help="the PyTorch model: 'embedded', a model folder or a hub id")
+    s.add_argument("source", help="the PyTorch model: 'embedded', a model folder, a .gguf file or a hub id")
     s.add_argument("out", help="the exported folder")
     s.add_argument("--runner", action="append", metavar="RUNNER", help="repeatable; default: ortgenai, onnxruntime, torch_cache, torch_nocache; "
                    "`bench` lists every runner it knows (peers such as llama.cpp and OpenVINO where installed) when given an unknown one")

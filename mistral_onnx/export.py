@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .env import Cancelled, versions
 from .spec import ModelSpec
-from .models import resolve_source, TOKENIZER_FILES, SourceError
+from .models import resolve_source, TOKENIZER_FILES, SourceError, is_gguf
 from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, check_provider, Job
 from .recipes import RECIPES
 from .folder import ExportFolder
@@ -85,7 +85,7 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     check_provider(execution_provider)
     progress("load", 0.0, f"resolving {source}")
     local = Path(str(source)).expanduser()
-    if str(source) != "embedded" and local.exists():      # before anything in it is opened: a FIFO config.json would hang
+    if str(source) != "embedded" and local.exists() and not is_gguf(local):   # before anything in it is opened: a FIFO config.json would hang
         refuse_special_files(local)
         f = local/"config.json"
         if f.exists():
@@ -95,7 +95,8 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
             try: check_against_weights(local, ModelSpec.from_config(cfg0))   # sizes first: a wrong hidden_size would mislead the KV-heads fix
             except SourceError: raise
             except Exception: pass                          # damaged weights, a bad config: resolve_source names them
-    src = resolve_source(source, trust_remote_code=trust_remote_code)
+    src = resolve_source(source, trust_remote_code=trust_remote_code,
+                         gguf_reader="auto" if r.name == "builder" else "transformers")   # only the builder reads a GGUF itself
     refuse_special_files(src)
     src_cfg = json.loads((src/"config.json").read_text())
     spec = ModelSpec.from_config(src_cfg)

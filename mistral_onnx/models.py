@@ -13,8 +13,9 @@ import mistral_onnx
 from .spec import ModelSpec, SpecError
 
 # %% auto #0
-__all__ = ['EMBEDDED_DIR', 'WEIGHT_GLOBS', 'TOKENIZER_FILES', 'SourceError', 'check_weights', 'weight_shapes',
-           'check_model_folder', 'resolve_source', 'hub_timeout', 'is_held_out', 'task_words', 'task_prompt',
+__all__ = ['EMBEDDED_DIR', 'WEIGHT_GLOBS', 'TOKENIZER_FILES', 'GGUF_ARCHITECTURES', 'BUILDER_GGUF', 'GGUF_READERS', 'SourceError',
+           'check_weights', 'weight_shapes', 'check_model_folder', 'resolve_source', 'hub_timeout', 'source_cache',
+           'is_gguf', 'read_gguf', 'gguf_source', 'reference_folder', 'is_held_out', 'task_words', 'task_prompt',
            'task_score', 'load_torch', 'chat_ids', 'torch_answers']
 
 # %% ../nbs/02_models.ipynb #c005
@@ -86,18 +87,34 @@ def check_model_folder(path:Path,                 # a Hugging Face model folder
         raise SourceError(f"{path} declares custom model code (auto_map in config.json). mistral_onnx does not run code "
                           "from a model repository unless you ask: pass trust_remote_code=True (CLI: --trust-remote-code) "
                           "if you trust its author.")
-    if not any(any(Path(path).glob(g)) for g in WEIGHT_GLOBS):
+    native_gguf = (Path(path)/"model.gguf").is_file() and (_marker(path) or {}).get("reader") == "builder"
+    if not native_gguf and not any(any(Path(path).glob(g)) for g in WEIGHT_GLOBS):
         raise SourceError(f"{path} has no weights (*.safetensors or pytorch_model*.bin). Fix: copy the model's weight files into it.")
     check_weights(path)
     _check_kv_weights(path, spec)
+    _check_quantization(path, cfg)
     if not any((Path(path)/f).exists() for f in TOKENIZER_FILES):
         raise SourceError(f"{path} has no tokenizer (tokenizer.json or tokenizer.model). ONNX Runtime GenAI needs one beside "
                           "the model. Fix: copy the tokenizer files from the model's source.")
     return spec
 
-def resolve_source(source:str|Path,              # "embedded", a local model folder, or a hub id such as "mistralai/Mistral-7B-v0.1"
+def _marker(path):
+    from mistral_onnx.quantized_sources import source_marker
+    return source_marker(path)
+
+def _check_quantization(path, cfg):
+    "A `quantization_config` we cannot export without re-quantizing is refused here, naming what is unsupported."
+    from mistral_onnx.quantized_sources import quantization_of, QUANT_FORMATS
+    try: quantization_of(cfg)
+    except ValueError as e:
+        raise SourceError(f"{path}/config.json describes a pre-quantized checkpoint we cannot export without re-quantizing: {e}.",
+                          f"export the unquantized checkpoint it was made from, or a {'/'.join(QUANT_FORMATS)} checkpoint of the kinds "
+                          "listed in mistral_onnx.quantized_sources.QUANT_FORMATS.") from None
+
+def resolve_source(source:str|Path,              # "embedded", a local model folder, a .gguf file, or a hub id such as "mistralai/Mistral-7B-v0.1"
                    trust_remote_code:bool=False,  # allow models whose code lives in their repository
-                   cache_dir:str|None=None        # where hub downloads go (huggingface_hub's default if None)
+                   cache_dir:str|None=None,       # where hub downloads go (huggingface_hub's default if None)
+                   gguf_reader:str="auto"         # a GGUF file: "auto" (the builder's reader for f16/f32), "builder" or "transformers"
                   ) -> Path:                      # a local folder with config.json, weights and tokenizer
     "Turn a model source into a checked local folder."
     s = str(source)
@@ -107,6 +124,7 @@ def resolve_source(source:str|Path,              # "embedded", a local model fol
                               "mistral_onnx will not guess which one you mean.",
                               "pass ./embedded (or its full path) for your folder, or run from another folder to use the shipped model.")
         path = EMBEDDED_DIR
+    elif is_gguf(s): path = gguf_source(s, gguf_reader)
     elif Path(s).expanduser().exists(): path = Path(s).expanduser()
     elif s.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", s):
         raise SourceError(f"Model source {s!r} is neither an existing folder nor a hub id (owner/name). "
@@ -148,6 +166,159 @@ def _download(repo_id, cache_dir):
         where = "" if sha else f" and {repo_id!r} is not in the hub cache"
         raise SourceError(f"No local folder {repo_id!r} exists; {why}{where}. {fix}") from None
 
+# %% ../nbs/02_models.ipynb #c013b
+GGUF_ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+                      "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM", "gemma2": "Gemma2ForCausalLM"}
+"GGUF `general.architecture` values we export, and the transformers class each becomes"
+
+BUILDER_GGUF = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Phi3ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM")
+"Architectures onnxruntime-genai's builder reads straight from an f16/f32 GGUF (its loaders/gguf.py)"
+
+GGUF_READERS = ("auto", "builder", "transformers")
+"How a GGUF is read: `auto` (the builder's reader for f16/f32, transformers' dequantization otherwise), or one of them"
+
+def source_cache() -> Path:
+    "Where mistral_onnx keeps folders it makes from other sources (GGUF files, dequantized checkpoints): `$MISTRAL_ONNX_CACHE`, else ~/.cache/mistral_onnx."
+    return Path(os.environ.get("MISTRAL_ONNX_CACHE") or Path.home()/".cache"/"mistral_onnx").expanduser()
+
+def is_gguf(path:str|Path) -> bool:
+    "True for a file named `*.gguf` or starting with the GGUF magic bytes."
+    p = Path(str(path)).expanduser()
+    if not p.is_file(): return False
+    if p.suffix.lower() == ".gguf": return True
+    try:
+        with open(p, "rb") as f: return f.read(4) == b"GGUF"
+    except OSError: return False
+
+def _need_gguf_packages():
+    import importlib.util
+    missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+    if missing: raise SourceError(f"Reading a GGUF file needs the {' and '.join(missing)} package{'s' if len(missing) > 1 else ''}, not installed here.",
+                                  "pip install 'mistral_onnx[gguf]' (or: pip install gguf accelerate).")
+
+def read_gguf(path:str|Path) -> dict:   # {"architecture", "name", "tensor_types", "tokenizer", "tensors"}
+    "The header facts of a GGUF file that decide how it is exported; `SourceError` for a damaged file, an architecture we do not export, or no tokenizer."
+    p = Path(path).expanduser()
+    _need_gguf_packages()
+    with open(p, "rb") as f: magic = f.read(4)
+    if magic != b"GGUF":
+        raise SourceError(f"{p} is not a GGUF file (it starts with {magic!r}, not b'GGUF').", "pass the .gguf file itself; download it again if it is damaged.")
+    from gguf import GGUFReader
+    try: r = GGUFReader(str(p))
+    except Exception as e:
+        raise SourceError(f"{p} is damaged or truncated: its GGUF header or tensor table cannot be read ({type(e).__name__}: {str(e)[:160]}).",
+                          "download the GGUF file again (an interrupted download or a full disk leaves this).") from None
+    def field(k):
+        f = r.fields.get(k)
+        if f is None: return None
+        v = f.parts[f.data[0]]
+        return bytes(v).decode("utf-8", "replace") if f.types and f.types[0].name == "STRING" else v.tolist()
+    arch = field("general.architecture")
+    if arch not in GGUF_ARCHITECTURES:
+        raise SourceError(f"{p} holds a {arch!r} model (GGUF general.architecture); mistral_onnx exports decoder-only "
+                          f"{', '.join(GGUF_ARCHITECTURES)} models.", "use a GGUF of a supported architecture, or export the model's Hugging Face folder with its own tool.")
+    size = p.stat().st_size
+    end = max((int(t.data_offset) + int(t.n_bytes) for t in r.tensors), default=0)
+    if end > size:
+        raise SourceError(f"{p} is truncated: its tensors end at byte {end:,} but the file has {size:,}.", "download the GGUF file again.")
+    tok = field("tokenizer.ggml.model")
+    if not tok or "tokenizer.ggml.tokens" not in r.fields:
+        raise SourceError(f"{p} carries no tokenizer (no tokenizer.ggml.model / tokenizer.ggml.tokens); ONNX Runtime GenAI needs one beside the model.",
+                          "use a GGUF converted with its tokenizer (llama.cpp's convert_hf_to_gguf.py writes it), or export the Hugging Face folder instead.")
+    types = sorted({t.tensor_type.name for t in r.tensors})
+    name = field("general.name")
+    return {"architecture": arch, "name": name, "tensor_types": types, "tokenizer": tok, "tensors": len(r.tensors)}
+
+def _gguf_key(p:Path, reader:str) -> str:
+    st = p.stat()
+    h = zlib.crc32(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}|{reader}|{mistral_onnx.__version__}".encode())
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', p.stem)[:60]}-{h:08x}-{reader}"
+
+def gguf_source(path:str|Path,          # a .gguf file
+                reader:str="auto",      # one of `GGUF_READERS`
+                cache:str|Path|None=None # where the folder is kept; None: `source_cache()`/gguf
+               ) -> Path:               # a model folder (config.json, tokenizer, weights) with a `SOURCE_MARKER` saying how it was read
+    "A model folder for a GGUF file: config and tokenizer from its header, the weights either linked for the builder's GGUF reader (f16/f32) or dequantized by transformers; made once, then reused."
+    from mistral_onnx.quantized_sources import SOURCE_MARKER
+    p = Path(path).expanduser().absolute()
+    if reader not in GGUF_READERS: raise BadOption(f"gguf_reader must be one of {', '.join(GGUF_READERS)}, not {reader!r}.")
+    info = read_gguf(p)
+    arch = GGUF_ARCHITECTURES[info["architecture"]]
+    native_ok = set(info["tensor_types"]) <= {"F32", "F16"} and arch in BUILDER_GGUF
+    if reader == "builder" and not native_ok:
+        raise SourceError(f"{p} has {', '.join(info['tensor_types'])} tensors ({info['architecture']}); onnxruntime-genai's builder reads only "
+                          f"f16/f32 GGUF files of {', '.join(BUILDER_GGUF)}.", "pass gguf_reader='auto' or 'transformers' to dequantize it with "
+                          "transformers first (export does so by itself).")
+    how = "builder" if reader == "builder" or (reader == "auto" and native_ok) else "transformers"
+    out = Path(cache or source_cache()/"gguf")/_gguf_key(p, how)
+    if (out/SOURCE_MARKER).is_file(): return out                 # written last: the folder is complete
+    import tempfile, shutil, torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        try: tok = AutoTokenizer.from_pretrained(p.parent, gguf_file=p.name)
+        except Exception as e:
+            raise SourceError(f"transformers cannot build a tokenizer from {p}'s {info['tokenizer']!r} vocabulary ({type(e).__name__}: {str(e)[:160]}).",
+                              "export the model's Hugging Face folder (it has tokenizer.json) instead of the GGUF file.") from None
+        mark = {"format": "gguf", "gguf": str(p), "reader": how, "architecture": info["architecture"], "tensor_types": info["tensor_types"], "name": info["name"]}
+        if how == "builder":
+            cfg = AutoConfig.from_pretrained(p.parent, gguf_file=p.name)
+            cfg.architectures = [arch]                                # the builder picks its model class from it
+            cfg.save_pretrained(tmp)
+            (tmp/"model.gguf").symlink_to(p)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(p.parent, gguf_file=p.name, dtype=torch.float32)
+            model.hf_quantizer = None                                 # the GGUF loader's; the weights are plain float32 now
+            if hasattr(model.config, "quantization_config"): del model.config.quantization_config
+            model.config.architectures = [arch]
+            model.save_pretrained(tmp)
+            mark |= {"dequantized_from": "/".join(t for t in info["tensor_types"] if t not in ("F32",)) or "F32", "dtype": "float32"}
+        tok.save_pretrained(tmp)
+        (tmp/SOURCE_MARKER).write_text(json.dumps(mark, indent=1))
+        if out.exists(): shutil.rmtree(out)                           # an incomplete folder of ours (no marker)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+def reference_folder(src:str|Path) -> Path:   # a plain float Hugging Face folder transformers loads without extra packages
+    "The PyTorch reference of a resolved source: the folder itself, transformers' reading of a GGUF the builder reads natively, or a pre-quantized checkpoint dequantized by our own unpacking."
+    from mistral_onnx.quantized_sources import source_marker, quantization_of, dequantized_state_dict, SOURCE_MARKER
+    src = Path(src)
+    mk = source_marker(src)
+    if mk and mk.get("reader") == "builder": return gguf_source(mk["gguf"], "transformers")
+    cfg = json.loads((src/"config.json").read_text())
+    try: qz = quantization_of(cfg)
+    except ValueError as e: raise SourceError(f"{src}: {e}.", "use an unquantized checkpoint, or one in a format of mistral_onnx.quantized_sources.QUANT_FORMATS.") from None
+    if qz is None: return src
+    import tempfile, shutil, numpy as np
+    from safetensors.numpy import load_file, save_file
+    files = sorted(src.glob("*.safetensors"))
+    h = zlib.crc32("|".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files).encode() + mistral_onnx.__version__.encode())
+    out = source_cache()/"dequantized"/f"{re.sub(r'[^A-Za-z0-9_.-]', '_', src.name)[:60]}-{h:08x}"
+    if (out/SOURCE_MARKER).is_file(): return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        w = {}
+        for f in files: w.update(load_file(str(f)))
+        save_file({k: np.ascontiguousarray(v, dtype="float32" if v.dtype.kind == "f" else None) for k, v in dequantized_state_dict(w, qz).items()},
+                  str(tmp/"model.safetensors"), metadata={"format": "pt"})
+        plain = {k: v for k, v in cfg.items() if k != "quantization_config"}
+        (tmp/"config.json").write_text(json.dumps(plain, indent=1))
+        for f in src.iterdir():
+            if f.is_file() and f.name not in ("config.json", "model.safetensors.index.json", SOURCE_MARKER) and not f.name.endswith(".safetensors"):
+                shutil.copy(f, tmp/f.name)
+        (tmp/SOURCE_MARKER).write_text(json.dumps({"format": qz.format, "source": str(src.resolve()), "reader": "mistral_onnx.quantized_sources",
+                                                   "dequantized_from": f"{qz.format} {qz.bits}-bit group {qz.group_size}", "dtype": "float32"}, indent=1))
+        if out.exists(): shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 # %% ../nbs/02_models.ipynb #c015
 def is_held_out(word:str) -> bool:
     "True for the tenth of all words (by CRC32) that is never trained on."
@@ -184,7 +355,7 @@ def load_torch(source:str|Path="embedded", # anything `resolve_source` accepts
     "Load the transformers model and tokenizer of a source, in eval mode."
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    path = resolve_source(source)
+    path = reference_folder(resolve_source(source))
     spec, kw = ModelSpec.from_pretrained(path), {}
     if json.loads((path/"config.json").read_text()).get("num_key_value_heads") is None:
         kw["num_key_value_heads"] = spec.num_key_value_heads   # MistralConfig would default to 8; the spec says multi-head

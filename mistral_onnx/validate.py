@@ -13,7 +13,7 @@ import numpy as np
 from .env import BadOption
 from .args import typed
 from .spec import ModelSpec
-from .models import resolve_source, task_words, task_prompt, task_score
+from .models import resolve_source, reference_folder, task_words, task_prompt, task_score
 from .folder import ExportFolder, CheckError
 
 # %% auto #0
@@ -43,7 +43,7 @@ def load_reference(source, device:str="cpu", dtype:str="float32"):
     "The transformers model of `source` in eval mode on `device`."
     import torch
     from transformers import AutoModelForCausalLM
-    path = resolve_source(source)
+    path = reference_folder(resolve_source(source))   # a GGUF's or a pre-quantized checkpoint's dequantized weights
     return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
 
 def reference_logits(model, ids:list) -> np.ndarray:

@@ -7,7 +7,7 @@ import mistral_onnx
 
 PKG = Path(mistral_onnx.__file__).parent
 
-LAYERS = [("env", "args", "spec", "family", "memory"),                      # facts about the machine and the model (and its family)
+LAYERS = [("env", "args", "spec", "family", "memory", "quantized_sources"),  # facts about the machine and the model (and its family); checkpoint formats
           ("models", "folder", "published", "sources", "tensors", "resources", "recipes"), # sources and their checks, an exported folder, published configs, estimates, quantization recipes
           ("check", "kv_cache"),                                    # checks and concepts over those
           ("routes", "transaction", "olive_io", "builder", "torch_route", "olive_routes", "quantize"),   # the registry, then the routes
