@@ -16,10 +16,10 @@ from .env import MistralOnnxError
 __all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'BASE_BYTES', 'BUILDER_INT4_GRAPH_COPIES', 'FP_EXPORT_GRAPH_SHARE', 'IGNORE_FLAG',
            'CUDA_CONTEXT_BYTES', 'tree_rss', 'RssSampler', 'builder_stage', 'drop_dead_weight_pages',
            'quantize_columns', 'quantize_matmuls', 'low_memory_to_nbits', 'builder_main', 'builder_command',
-           'weight_bytes', 'profile_builder', 'compare_models', 'quantize_onnx_file', 'quantize_folder', 'graph_dtype',
-           'output_bytes', 'ResourceEstimate', 'estimate_export_resources', 'ResourceError', 'memory_available',
-           'free_resources', 'check_resources', 'folder_weight_bytes', 'estimate_gpu_memory', 'gpu_free',
-           'check_gpu_memory']
+           'retie_embedding', 'weight_bytes', 'profile_builder', 'compare_models', 'quantize_onnx_file',
+           'quantize_folder', 'graph_dtype', 'output_bytes', 'ResourceEstimate', 'estimate_export_resources',
+           'ResourceError', 'memory_available', 'free_resources', 'check_resources', 'folder_weight_bytes',
+           'estimate_gpu_memory', 'gpu_free', 'check_gpu_memory']
 
 # %% ../nbs/03e_quantize.ipynb #c006
 def _status_bytes(pid:int) -> tuple:
@@ -307,6 +307,7 @@ def builder_main(argv:list|None=None):
     def to_nbits(self):
         print(f"{QUANTIZE_MARK} MatMul weights ({'one at a time' if low else 'the builder s whole-graph quantizer'})", flush=True)
         out = low_memory_to_nbits(self, orig) if low else orig(self)
+        for line in retie_embedding(out if out is not None else self.model): print(f"mistral_onnx: tied embedding: {line}", flush=True)
         print(f"{WRITE_MARK} model.onnx", flush=True)
         return out
     base.Model.to_nbits = to_nbits
@@ -326,6 +327,41 @@ def builder_command(src:str|Path,          # model folder the builder reads
     if low_memory and precision in ("int4", "int8"): cmd.append("--low-memory")
     if extra_options: cmd += ["--extra_options"] + [f"{k}={v}" for k, v in extra_options.items()]
     return cmd
+
+# %% ../nbs/03e_quantize.ipynb #c018q2
+def retie_embedding(model) -> list:
+    "Point a tied quantized embedding (GatherBlockQuantized over the LM head's weights) at the weights, scales and zero points the LM head's MatMulNBits really has; what it changed."
+    import numpy as np, onnx_ir as ir
+    g = model.graph
+    gbq = next((n for n in g if n.op_type == "GatherBlockQuantized" and n.name.startswith("/model/embed_tokens/")), None)
+    lm = next((n for n in g if n.op_type == "MatMulNBits" and n.name.startswith("/lm_head/")), None)
+    if gbq is None or lm is None: return []
+    reshape = gbq.inputs[0].producer() if gbq.inputs[0] is not None else None
+    if reshape is None or reshape.op_type != "Reshape": return []
+    w, s = lm.inputs[1], lm.inputs[2]
+    zp = lm.inputs[3] if len(lm.inputs) > 3 else None
+    bits, block = lm.attributes["bits"].as_int(), lm.attributes["block_size"].as_int()
+    changed, old = [], [reshape.inputs[0]] + list(gbq.inputs[2:])
+    if reshape.inputs[0] is not w: changed.append(f"embedding weight {reshape.inputs[0].name} -> {w.name}"); reshape.replace_input_with(0, w)
+    n_in = 4 if zp is not None else 3
+    if len(gbq.inputs) != n_in or gbq.inputs[2] is not s or (zp is not None and gbq.inputs[3] is not zp):
+        changed.append(f"embedding scales/zero points {[v.name if v else None for v in gbq.inputs[2:]]} -> {[v.name for v in (s, zp) if v is not None]}")
+        gbq.resize_inputs(n_in); gbq.replace_input_with(2, s)
+        if zp is not None: gbq.replace_input_with(3, zp)
+    for k, v in (("bits", bits), ("block_size", block)):
+        if gbq.attributes[k].as_int() != v: changed.append(f"embedding {k} {gbq.attributes[k].as_int()} -> {v}"); gbq.attributes[k] = ir.AttrInt64(k, v)
+    n_rows, k_dim = lm.attributes["N"].as_int(), lm.attributes["K"].as_int()
+    flat = (k_dim + block - 1) // block * block * bits // 8
+    shape = reshape.inputs[1]
+    cur = shape.const_value.numpy().tolist() if shape is not None and shape.const_value is not None else None
+    if cur != [n_rows, flat]:
+        t = ir.tensor(np.array([n_rows, flat], dtype=np.int64), name=f"/model/embed_tokens/Reshape/shape_{n_rows}_{flat}")
+        v = ir.Value(name=t.name, shape=ir.Shape([2]), type=ir.TensorType(ir.DataType.INT64), const_value=t)
+        g.register_initializer(v); reshape.replace_input_with(1, v); changed.append(f"embedding reshape {cur} -> {[n_rows, flat]}")
+    for v in old:                                   # what the embedding pointed at before and nothing reads now (a dangling name, or the float LM head)
+        if v is not None and not v.uses() and v.name in g.initializers: g.initializers.pop(v.name)
+    return changed
+
 
 # %% ../nbs/03e_quantize.ipynb #c020
 def weight_bytes(src:str|Path) -> int:
