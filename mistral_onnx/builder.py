@@ -94,15 +94,6 @@ def _builder_stage(spec, precision):
         return None
     return stage_of
 
-def _refuse_tied_recipes(spec, extra_options):
-    "Builder options that write a folder ORT GenAI cannot load when the embedding is tied to the LM head (measured by perf, issue 16)."
-    eo = {k: str(v).lower() for k, v in (extra_options or {}).items()}
-    if not spec.tie_word_embeddings or eo.get("shared_embeddings") in ("false", "0"): return
-    bad = [k for k in ("is_symmetric", "matmul_mixed_precision") if k in eo and (k != "is_symmetric" or eo[k] in ("false", "0"))]
-    if bad: raise BadOption(f"extra_options {', '.join(bad)} on a model with tied embeddings: onnxruntime-genai 0.18's builder writes a "
-                            "graph ORT GenAI then refuses to load (measured: uint8 embedding output / missing lm_head Q8 weight).",
-                            "add shared_embeddings=false to extra_options, or drop the option.")
-
 def _short(v): return f"[{v[0]!r}] * {len(v)}" if isinstance(v, list) and v and len(set(v)) == 1 else repr(v)
 
 INT4_BLOCK_SIZE = {"cpu": 256, "cuda": 128}
@@ -145,7 +136,6 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
     if precision == "int4":
         extra_options = int4_options(spec, extra_options, execution_provider)
         _refuse_cuda_block(extra_options, execution_provider)
-    _refuse_tied_recipes(spec, extra_options)
     work = Path(work or tempfile.mkdtemp(prefix="mo-builder-"))
     stage = work/"source"; stage.mkdir(parents=True)
     for f in src.iterdir():

@@ -16,9 +16,9 @@ from .models import resolve_source, SourceError
 from .folder import ExportFolder
 
 # %% auto #0
-__all__ = ['TEXTS_DIR', 'TEXTS', 'SMOLLM2', 'quality_text', 'text_windows', 'window_nll', 'window_divergence', 'source_logits',
-           'GraphLogits', 'smollm2_cache', 'smollm2_wheel', 'smollm2_gguf', 'smollm2', 'Quality', 'compare_runners',
-           'measure_quality', 'damage_scales']
+__all__ = ['TEXTS_DIR', 'TEXTS', 'SMOLLM2', 'quality_text', 'text_windows', 'log_softmax', 'window_nll', 'window_divergence',
+           'source_logits', 'GraphLogits', 'smollm2_cache', 'smollm2_wheel', 'smollm2_gguf', 'smollm2', 'Quality',
+           'compare_runners', 'measure_quality', 'damage_scales']
 
 # %% ../nbs/06b_quality.ipynb #c006
 TEXTS_DIR = Path(mistral_onnx.__file__).parent/"texts"
@@ -48,25 +48,28 @@ def text_windows(tokenizer,            # a transformers tokenizer (the source's)
     return [ids[i*length:(i+1)*length] for i in range(windows)]
 
 # %% ../nbs/06b_quality.ipynb #c012
-def _log_softmax(x:np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+def log_softmax(x:np.ndarray) -> np.ndarray:
+    "Log-probabilities over the last axis, in float32 (the max subtracted first, so nothing overflows)."
+    x = x.astype(np.float32, copy=True)
+    x -= x.max(-1, keepdims=True)
+    x -= np.log(np.exp(x).sum(-1, keepdims=True, dtype=np.float64)).astype(np.float32)
+    return x
 
 def window_nll(logits:np.ndarray, # [length, vocab] logits of one window
                ids:list           # the window's token ids
               ) -> np.ndarray:    # [length-1] negative log-likelihood of each next token
     "Teacher-forced NLL of tokens 1..n-1 of `ids`, each predicted from the logits one position earlier."
-    lp = _log_softmax(logits[:-1])
-    return -lp[np.arange(len(ids) - 1), np.asarray(ids[1:])]
+    return _nll(log_softmax(logits[:-1]), ids)
+
+def _nll(lp, ids): n = len(ids) - 1; return -lp[np.arange(n), np.asarray(ids[1:])].astype(np.float64)
 
 def window_divergence(source:np.ndarray, # [length, vocab] logits of the source
                       export:np.ndarray  # [length, vocab] logits of the export, same ids
                      ) -> tuple:         # ([length] KL(source || export), [length] bool: same top-1)
     "Per-position KL divergence of the export's distribution from the source's, and top-1 agreement."
-    ls, le = _log_softmax(source), _log_softmax(export)
-    kl = (np.exp(ls) * (ls - le)).sum(-1)
-    return kl, source.argmax(-1) == export.argmax(-1)
+    return _divergence(log_softmax(source), log_softmax(export))
+
+def _divergence(ls, le): return (np.exp(ls) * (ls - le)).sum(-1, dtype=np.float64), ls.argmax(-1) == le.argmax(-1)
 
 # %% ../nbs/06b_quality.ipynb #c015
 def source_logits(model,          # a transformers causal LM (eval mode)
@@ -215,13 +218,14 @@ def compare_runners(windows:list,     # from `text_windows`
                     text:str="",      # the text's name, for the report
                     progress=None     # callback (stage, fraction, message)
                    ) -> Quality:
-    "Perplexity of both runners, and KL / top-1 agreement of `export` against `source`, over the same windows."
+    "Perplexity of both runners, and KL / top-1 agreement of `export` against `source`, over the same windows (either may return log-probabilities instead of logits)."
     nll_s = nll_e = kl = agree = 0.0; n_pred = n_pos = 0
     for i, ids in enumerate(windows):
         if progress: progress("quality", i / len(windows), f"window {i + 1}/{len(windows)}")
-        ls, le = source(ids), export(ids)
-        nll_s += window_nll(ls, ids).sum(); nll_e += window_nll(le, ids).sum(); n_pred += len(ids) - 1
-        k, t = window_divergence(ls, le); kl += k.sum(); agree += t.sum(); n_pos += len(ids)
+        ls = log_softmax(source(ids))   # of log-probabilities too: log_softmax leaves them as they are
+        le = log_softmax(export(ids))
+        nll_s += _nll(ls, ids).sum(); nll_e += _nll(le, ids).sum(); n_pred += len(ids) - 1
+        k, t = _divergence(ls, le); kl += k.sum(); agree += t.sum(); n_pos += len(ids)
     return Quality(text, len(windows), len(windows[0]), float(np.exp(nll_s / n_pred)), float(np.exp(nll_e / n_pred)), float(kl / n_pos), float(agree / n_pos))
 
 # %% ../nbs/06b_quality.ipynb #c025

@@ -353,11 +353,12 @@ def retie_embedding(model) -> list:
     n_rows, k_dim = lm.attributes["N"].as_int(), lm.attributes["K"].as_int()
     flat = (k_dim + block - 1) // block * block * bits // 8
     shape = reshape.inputs[1]
-    cur = shape.const_value.numpy().tolist() if shape is not None and shape.const_value is not None else None
-    if cur != [n_rows, flat]:
-        t = ir.tensor(np.array([n_rows, flat], dtype=np.int64), name=f"/model/embed_tokens/Reshape/shape_{n_rows}_{flat}")
-        v = ir.Value(name=t.name, shape=ir.Shape([2]), type=ir.TensorType(ir.DataType.INT64), const_value=t)
-        g.register_initializer(v); reshape.replace_input_with(1, v); changed.append(f"embedding reshape {cur} -> {[n_rows, flat]}")
+    cur, maker = None, shape.producer() if shape is not None else None
+    if shape is not None and shape.const_value is not None: cur = shape.const_value.numpy().tolist()
+    elif maker is not None and maker.op_type == "Constant" and "value" in maker.attributes: cur = maker.attributes["value"].as_tensor().numpy().tolist()
+    if cur != [n_rows, flat]:                       # a Constant node, as the builder writes shapes (an initializer could go to external data, which shape inference cannot read)
+        c = ir.node("Constant", [], {"value": ir.tensor(np.array([n_rows, flat], dtype=np.int64))}, name=f"/model/embed_tokens/Reshape/shape_{n_rows}_{flat}")
+        g.insert_before(reshape, c); reshape.replace_input_with(1, c.outputs[0]); changed.append(f"embedding reshape {cur} -> {[n_rows, flat]}")
     for v in old:                                   # what the embedding pointed at before and nothing reads now (a dangling name, or the float LM head)
         if v is not None and not v.uses() and v.name in g.initializers: g.initializers.pop(v.name)
     return changed
