@@ -37,6 +37,7 @@ BUILDER = {
 POST = {   # from the fp32 export
     "hqq-b32-head8": {"algo": "hqq", "block_size": 32, "head_bits": 8},
     "hqq-b64-head8": {"algo": "hqq", "block_size": 64, "head_bits": 8},
+    "hqq-b32-head4": {"algo": "hqq", "block_size": 32, "head_bits": 4},      # head: asymmetric int4 RTN (GatherBlockQuantized takes its uint8 zero points; HQQ's are float)
     "llama.cpp-Q4_0": {"algo": "gguf", "body": "Q4_0", "head": "Q8_0"},
     "llama.cpp-Q8_0": {"algo": "gguf", "body": "Q8_0", "head": "Q8_0"},
 }
@@ -104,12 +105,12 @@ def post_export(fp32: Path, out: Path, how: dict, log=print):
                                  algo_config=HQQWeightOnlyQuantConfig(block_size=how["block_size"], bits=4))
         q.process()
         q2 = MatMulNBitsQuantizer(q.model.model, nodes_to_include=["/lm_head/MatMul"], accuracy_level=4,
-                                  algo_config=DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4, bits=how["head_bits"]))
+                                  algo_config=DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=how["head_bits"] == 8, accuracy_level=4, bits=how["head_bits"]))
         q2.process()
         m = ir.from_proto(q2.model.model)
         shared = share_quantized_head(m)
         ir.save(m, tmp/"model.onnx", external_data="model.onnx.data")
-        info = {"note": f"ORT HQQ block {how['block_size']} (body), int{how['head_bits']} RTN block 32 LM head" + (" shared with the embedding" if shared else "")}
+        info = {"note": f"ORT HQQ block {how['block_size']} (body), int{how['head_bits']} RTN block 32 LM head ({'symmetric' if how['head_bits'] == 8 else 'asymmetric'})" + (" shared with the embedding" if shared else "")}
     os.replace(tmp, out)
     (out/"post_recipe.json").write_text(json.dumps({**how, **info}, indent=1))
     return out
@@ -136,7 +137,7 @@ def main(argv=None):
     work = Path(a.work); work.mkdir(parents=True, exist_ok=True)
     src = smollm2()
     names = list(BUILDER) + list(POST)
-    if a.only: names = [n for n in names if n in a.only.split(",")] + (["fp32"] if "fp32" not in a.only.split(",") else [])
+    if a.only: names = [n for n in names if n in a.only.split(",") or n == "fp32"]   # fp32: the post-hoc recipes start from it
     t_start = time.time()
     results = {"model": MODEL, "source": str(src), "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
                "versions": versions(), "command": " ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])), "windows": a.windows, "length": a.length,
@@ -189,6 +190,9 @@ def main(argv=None):
             print(f"  {name}: {q}", flush=True)
         del cache, by_ids
     results["seconds"] = round(time.time() - t_start, 1)
+    if a.only and Path(a.json).exists():             # a partial run adds to (and replaces rows of) the last full one
+        old = json.loads(Path(a.json).read_text()); old["recipes"].update(results["recipes"]); old["skipped"].update(results["skipped"])
+        old.setdefault("partial_runs", []).append({k: results[k] for k in ("command", "started", "seconds")}); results = old
     Path(a.json).write_text(json.dumps(results, indent=1) + "\n")
     measured = json.loads(Path(a.measured).read_text()) if Path(a.measured).exists() else {}
     for name, r in results["recipes"].items():
