@@ -39,12 +39,16 @@ def _reversal_text(path, n=120):
              for w in task_words(n, seed=3)]
     path.write_text("".join(turns)); return path
 
-def test_quality_verdict_fails_damaged_int4_embedded(exported, tmp_path):
-    "Cheap: the embedded model judged on its own task's text; the scales of every third MatMulNBits x1.5 fail the gate."
+def test_quality_verdict_fails_damaged_int4_embedded(exported, tmp_path, monkeypatch):
+    """Cheap: the embedded model judged on its own task's text (whose random words keep its perplexity high, so the
+    English-model check is lifted here) with a tighter top-1 gate; the scales of every third MatMulNBits x1.5 fail it.
+    Measured (2026-12-03): intact top-1 agreement 91.9%, KL 0.078; damaged 81.5%, KL 0.435."""
+    import mistral_onnx.validate as v
+    monkeypatch.setattr(v, "LANGUAGE_MODEL_PPL", float("inf"))
     text = _reversal_text(tmp_path/"reversal.txt")
-    kw = dict(quality=True, quality_text=str(text), quality_windows=8, quality_length=48, runners=("onnxruntime",), sequences=[(4, 4)])
+    kw = dict(quality=True, quality_text=str(text), quality_windows=8, quality_length=48, runners=("onnxruntime",), sequences=[(4, 4)], min_top1=0.88)
     good = validate("embedded", exported["int4"], **kw)
-    assert good.quality is not None and good.quality.source_ppl < 10, str(good)
+    assert good.quality is not None and not good.quality_failures and good.ok, str(good)
     bad = damage_scales(exported["int4"], tmp_path/"damaged")
     r = validate("embedded", bad, **kw)
     assert r.quality is not None and r.quality_failures, str(r)
