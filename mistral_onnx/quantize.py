@@ -13,13 +13,13 @@ from .spec import ModelSpec, num_parameters
 from .env import MistralOnnxError
 
 # %% auto #0
-__all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'BASE_BYTES', 'BUILDER_INT4_GRAPH_COPIES', 'FP_EXPORT_GRAPH_SHARE', 'IGNORE_FLAG',
-           'CUDA_CONTEXT_BYTES', 'tree_rss', 'RssSampler', 'builder_stage', 'drop_dead_weight_pages',
+__all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'OUR_PREFIX', 'BASE_BYTES', 'BUILDER_INT4_GRAPH_COPIES', 'FP_EXPORT_GRAPH_SHARE',
+           'IGNORE_FLAG', 'CUDA_CONTEXT_BYTES', 'tree_rss', 'RssSampler', 'builder_stage', 'drop_dead_weight_pages',
            'quantize_columns', 'quantize_matmuls', 'low_memory_to_nbits', 'builder_main', 'builder_command',
-           'retie_embedding', 'weight_bytes', 'profile_builder', 'compare_models', 'quantize_onnx_file',
-           'quantize_folder', 'graph_dtype', 'output_bytes', 'ResourceEstimate', 'estimate_export_resources',
-           'ResourceError', 'memory_available', 'free_resources', 'check_resources', 'folder_weight_bytes',
-           'estimate_gpu_memory', 'gpu_free', 'check_gpu_memory']
+           'retie_embedding', 'split_extra_options', 'hqq_to_nbits', 'weight_bytes', 'profile_builder',
+           'compare_models', 'quantize_onnx_file', 'quantize_folder', 'graph_dtype', 'output_bytes', 'ResourceEstimate',
+           'estimate_export_resources', 'ResourceError', 'memory_available', 'free_resources', 'check_resources',
+           'folder_weight_bytes', 'estimate_gpu_memory', 'gpu_free', 'check_gpu_memory']
 
 # %% ../nbs/03e_quantize.ipynb #c006
 def _status_bytes(pid:int) -> tuple:
@@ -291,6 +291,7 @@ def builder_main(argv:list|None=None):
     "Run onnxruntime-genai's model builder with `argv` (its own arguments); `--low-memory` first swaps in `low_memory_to_nbits`."
     import runpy
     argv = list(sys.argv[1:] if argv is None else argv)
+    argv, ours = split_extra_options(argv)                             # mistral_onnx_* keys: ours, not the builder's
     low = "--low-memory" in argv
     if low:
         argv.remove("--low-memory")
@@ -306,7 +307,8 @@ def builder_main(argv:list|None=None):
         return
     def to_nbits(self):
         print(f"{QUANTIZE_MARK} MatMul weights ({'one at a time' if low else 'the builder s whole-graph quantizer'})", flush=True)
-        out = low_memory_to_nbits(self, orig) if low else orig(self)
+        if ours.get("quantizer") == "hqq": out = hqq_to_nbits(self, int(ours.get("head_bits", 8)))
+        else: out = low_memory_to_nbits(self, orig) if low else orig(self)
         for line in retie_embedding(out if out is not None else self.model): print(f"mistral_onnx: tied embedding: {line}", flush=True)
         print(f"{WRITE_MARK} model.onnx", flush=True)
         return out
@@ -363,6 +365,43 @@ def retie_embedding(model) -> list:
         if v is not None and not v.uses() and v.name in g.initializers: g.initializers.pop(v.name)
     return changed
 
+
+# %% ../nbs/03e_quantize.ipynb #c018q5
+OUR_PREFIX = "mistral_onnx_"
+"`--extra_options` keys with this prefix are the driver's (`builder_main`), not the builder's"
+
+def split_extra_options(argv:list) -> tuple:   # (argv without our keys, {our key without the prefix: value})
+    "Take the `mistral_onnx_*` KEY=VALUE pairs out of the builder's `--extra_options`."
+    out, ours, in_extra = [], {}, False
+    for a in argv:
+        if a.startswith("-"): in_extra = a == "--extra_options"
+        elif in_extra and a.startswith(OUR_PREFIX) and "=" in a:
+            k, v = a[len(OUR_PREFIX):].split("=", 1); ours[k] = v; continue
+        out.append(a)
+    out = [a for k, a in enumerate(out) if not (a == "--extra_options" and (k + 1 == len(out) or out[k + 1].startswith("-")))]   # only our keys were given
+    return out, ours
+
+def hqq_to_nbits(model,           # the builder's Model, its graph built in float
+                 head_bits:int=8  # the LM head's bits (RTN; 8 symmetric, 4 asymmetric), shareable with a tied embedding
+                ):                # the quantized onnx_ir Model
+    "The builder's `to_nbits` with ORT's HQQ for the body's MatMuls and RTN for the LM head."
+    import onnx_ir as ir
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer, HQQWeightOnlyQuantConfig, DefaultWeightOnlyQuantConfig
+    if head_bits not in (4, 8): raise ValueError(f"mistral_onnx_head_bits must be 4 or 8, not {head_bits}")
+    qa = model.quant_attrs
+    block, exclude = qa["matmul_block_size"], list(qa["nodes_to_exclude"])
+    head = [n.name for n in model.model.graph if n.op_type == "MatMul" and n.name.startswith("/lm_head/")]
+    q = MatMulNBitsQuantizer(ir.to_proto(model.model), block_size=block, nodes_to_exclude=exclude + head, op_types_to_quantize=("MatMul",),
+                             algo_config=HQQWeightOnlyQuantConfig(block_size=block, bits=4, op_types_to_quantize=("MatMul",)))
+    q.process()
+    proto = q.model.model
+    if head:
+        h = MatMulNBitsQuantizer(proto, block_size=32, nodes_to_include=head, accuracy_level=qa["accuracy_level"], op_types_to_quantize=("MatMul",),
+                                 algo_config=DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=head_bits == 8, accuracy_level=qa["accuracy_level"],
+                                                                          bits=head_bits, op_types_to_quantize=("MatMul",)))
+        h.process(); proto = h.model.model
+    print(f"mistral_onnx: HQQ block {block} body, int{head_bits} LM head", flush=True)
+    return ir.from_proto(proto)
 
 # %% ../nbs/03e_quantize.ipynb #c020
 def weight_bytes(src:str|Path) -> int:
