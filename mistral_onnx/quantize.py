@@ -14,8 +14,8 @@ from .resources import weight_bytes
 # %% auto #0
 __all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'OUR_PREFIX', 'builder_stage', 'drop_dead_weight_pages', 'quantize_columns',
            'quantize_matmuls', 'low_memory_to_nbits', 'builder_main', 'builder_command', 'retie_embedding',
-           'split_extra_options', 'hqq_to_nbits', 'profile_builder', 'compare_models', 'quantize_onnx_file',
-           'quantize_folder']
+           'split_extra_options', 'hqq_to_nbits', 'hqq_columns', 'hqq_low_memory_to_nbits', 'profile_builder',
+           'compare_models', 'quantize_onnx_file', 'quantize_folder']
 
 # %% ../nbs/03e_quantize.ipynb #c012
 QUANTIZE_MARK = "mistral_onnx: quantizing"
@@ -146,6 +146,7 @@ def quantize_matmuls(m,                        # an onnx_ir Model, changed in pl
                      accuracy_level:int=0,     # MatMulNBits' accuracy_level (0: attribute left out)
                      nodes_to_exclude=(),      # node names left in full precision
                      op_types=("MatMul",),     # node types quantized
+                     algorithm:str="default",  # "default" (RTN, as the builder) or "hqq" (ORT's HQQ: fitted scales and float zero points; asymmetric)
                      release=None,             # called with the graph after each weight is dropped; returns bytes released
                      log=print                 # progress lines ("complete quantization of NODE with N bits ...")
                     ) -> dict:                 # {'quantized': n, 'released_bytes': ...}
@@ -154,7 +155,8 @@ def quantize_matmuls(m,                        # an onnx_ir Model, changed in pl
     g, exclude = m.graph, set(nodes_to_exclude)
     why = _graph_unsupported(g, op_types, exclude)
     if why is not None: raise NotImplementedError(f"one-weight-at-a-time quantization does not reproduce {why}")
-    q = _quantizer(bits, block_size, is_symmetric, accuracy_level, op_types)
+    q = _quantizer(bits, block_size, is_symmetric, accuracy_level, op_types) if algorithm == "default" else _hqq_quantizer(bits, block_size)
+    if algorithm == "hqq": is_symmetric = False                   # HQQ always writes zero points
     m.opset_imports["com.microsoft"] = 1
     def init(name, arr):
         t = ir.Tensor(arr, name=name)
@@ -168,7 +170,7 @@ def quantize_matmuls(m,                        # an onnx_ir Model, changed in pl
         w = b.const_value.numpy()
         if w.ndim < 2: continue
         bf16 = w.dtype == "bfloat16"
-        packed, scales, zp = quantize_columns(q, w)
+        packed, scales, zp = quantize_columns(q, w) if algorithm == "default" else hqq_columns(q, w, bits, block_size)
         if bf16:
             import ml_dtypes; scales = scales.astype(ml_dtypes.bfloat16)
         k, nn = w.shape; del w
@@ -237,7 +239,7 @@ def builder_main(argv:list|None=None):
         return
     def to_nbits(self):
         print(f"{QUANTIZE_MARK} MatMul weights ({'one at a time' if low else 'the builder s whole-graph quantizer'})", flush=True)
-        if ours.get("quantizer") == "hqq": out = hqq_to_nbits(self, int(ours.get("head_bits", 8)))
+        if ours.get("quantizer") == "hqq": out = (hqq_low_memory_to_nbits if low else hqq_to_nbits)(self, int(ours.get("head_bits", 8)))
         else: out = low_memory_to_nbits(self, orig) if low else orig(self)
         for line in retie_embedding(out if out is not None else self.model): print(f"mistral_onnx: tied embedding: {line}", flush=True)
         print(f"{WRITE_MARK} model.onnx", flush=True)
@@ -332,6 +334,48 @@ def hqq_to_nbits(model,           # the builder's Model, its graph built in floa
         h.process(); proto = h.model.model
     print(f"mistral_onnx: HQQ block {block} body, int{head_bits} LM head", flush=True)
     return ir.from_proto(proto)
+
+# %% ../nbs/03e_quantize.ipynb #c018q7
+def _hqq_quantizer(bits, block_size):
+    from onnxruntime.quantization.matmul_nbits_quantizer import HQQWeightOnlyQuantizer, HQQWeightOnlyQuantConfig
+    return HQQWeightOnlyQuantizer(HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits, op_types_to_quantize=("MatMul",)))
+
+def hqq_columns(q,                # an onnxruntime `HQQWeightOnlyQuantizer`
+                w,                # weight [K, N]
+                bits:int=4, block_size:int=32
+               ) -> tuple:        # (packed [N, K/block, block*bits/8], scales [N*K/block], float zero points [N*K/block]), as ORT's HQQ writes them
+    "One weight through ORT's HQQ, packed exactly as `HQQWeightOnlyQuantizer.quantize` packs it."
+    import numpy as np, torch
+    x = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+    qw, s, z = q.quantize_internal(x.T, bits=bits, group_size=block_size)
+    qw = qw.contiguous()
+    per = 8 // bits
+    packed = torch.zeros((qw.shape[0], qw.shape[1] // per), dtype=torch.uint8)
+    q.pack_on_row_fast_248bit(packed, qw, bits)
+    k, n = w.shape
+    return (packed.reshape(n, (k + block_size - 1) // block_size, block_size // per).numpy(),
+            s.contiguous().numpy().reshape(-1), z.contiguous().numpy().reshape(-1))
+
+def hqq_low_memory_to_nbits(model,         # the builder's Model, its graph built in float
+                            head_bits:int=8 # the LM head's bits (RTN; 8 symmetric, 4 asymmetric)
+                           ):              # the onnx_ir Model, quantized in place
+    "`hqq_to_nbits`, one weight at a time: HQQ for the body's MatMuls, then RTN for the LM head."
+    qa = model.quant_attrs
+    g = model.model.graph
+    why = _graph_unsupported(g, ("MatMul",), set(qa["nodes_to_exclude"]))
+    if why is not None:
+        print(f"mistral_onnx: low-memory HQQ does not reproduce {why}; quantizing the whole graph at once", flush=True)
+        return hqq_to_nbits(model, head_bits)
+    head = [n.name for n in g if n.op_type == "MatMul" and n.name.startswith("/lm_head/")]
+    log = lambda l: print(l, flush=True)
+    r = quantize_matmuls(model.model, 4, qa["matmul_block_size"], False, 0, list(qa["nodes_to_exclude"]) + head, ("MatMul",), "hqq",
+                         release=drop_dead_weight_pages, log=log)
+    n = r["quantized"]
+    if head:
+        r = quantize_matmuls(model.model, head_bits, 32, head_bits == 8, qa["accuracy_level"], list(qa["nodes_to_exclude"]), ("MatMul",),
+                             release=drop_dead_weight_pages, log=log)
+    print(f"mistral_onnx: HQQ block {qa['matmul_block_size']} for {n} MatMul weights, int{head_bits} LM head, one at a time", flush=True)
+    return model.model
 
 # %% ../nbs/03e_quantize.ipynb #c020
 def _stage_source(src:Path, work:Path) -> Path:
