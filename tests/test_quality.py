@@ -76,3 +76,11 @@ def test_smollm2_default_int4_passes_and_damaged_fails(smollm2_int4, tmp_path):
     assert rb.quality.export_ppl > r.quality.export_ppl
     js = json.loads(json.dumps(rb.to_dict()))
     assert js["quality"]["ok"] is False and js["quality"]["source_ppl"] == pytest.approx(r.quality.source_ppl, rel=1e-6)
+
+def test_cli_quality_flags_checked(exported):
+    "The gate's flags are range-checked before anything runs."
+    from conftest import cli
+    r = cli("validate", "embedded", exported["int4"], "--min-top1", "2")
+    assert r.returncode == 2 and "--min-top1" in r.stderr, r.stderr
+    r = cli("validate", "embedded", exported["int4"], "--max-ppl-increase", "-0.1")
+    assert r.returncode == 2 and "--max-ppl-increase" in r.stderr, r.stderr
