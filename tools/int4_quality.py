@@ -120,6 +120,42 @@ def gguf_bytes(spec_params: dict, how: dict) -> int:
     bpw = {"Q4_0": 18 / 32, "Q8_0": 34 / 32, "Q4_1": 20 / 32}
     return int(spec_params["body"] * bpw[how["body"]] + spec_params["head"] * bpw[how["head"]] + spec_params["other"] * 4)
 
+QUESTIONS = ["What is the capital of France?", "Give me three tips for sleeping better.", "Explain in one sentence what a prime number is."]
+
+def answers(folder: Path, questions=QUESTIONS, max_new_tokens=40) -> list:
+    "Greedy answers of an export through ONNX Runtime GenAI (the chat template applied by the source's tokenizer)."
+    import onnxruntime_genai as og
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(folder)
+    m = og.Model(str(folder)); out = []
+    for q in questions:
+        ids = tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=True)
+        ids = list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+        p = og.GeneratorParams(m); p.set_search_options(max_length=len(ids) + max_new_tokens, do_sample=False)
+        g = og.Generator(m, p); g.append_tokens(ids); new = []
+        while not g.is_done() and len(new) < max_new_tokens: g.generate_next_token(); new.append(int(g.get_next_tokens()[0]))
+        out.append(tok.decode(new, skip_special_tokens=True).strip())
+    return out
+
+RECIPE_OF = {"rtn-b32": ["int4-rtn-b32", "int4-rtn"], "rtn-b64": ["int4-rtn-b64"], "rtn-b128": ["int4-rtn-b128"], "rtn-b32-acc1": ["int4-rtn-acc1"],
+             "rtn-b32-asym": ["int4-rtn-asym"], "k_quant-b32": ["int4-kquant"], "rtn-b32-head8": ["int4-rtn-head8"],
+             "rtn-b32-asym-head8": ["int4-rtn-asym-head8"], "k_quant-b32-mixed8": ["int4-kquant-mixed"], "rtn-b32-asym-mixed8": ["int4-rtn-asym-mixed8"],
+             "int8": ["int8-rtn"], "hqq-b32-head8": ["int4-hqq"], "hqq-b64-head8": ["int4-hqq-b64"], "hqq-b32-head4": ["int4-hqq-head4"]}
+"This script's labels -> the `mistral_onnx.recipes` names they realise on SmolLM2 (int4-rtn's automatic block is 32 here: 576 is no multiple of 128)"
+
+def write_measured(results: dict, path: Path):
+    "The per-recipe summary `mistral_onnx.recipes.MEASURED` reads: {recipe: {model: metrics on the held-out text}}; fp32 and peers under their labels."
+    out = {"about": "tools/int4_quality.py writes this: per recipe and model, perplexity ratio to the source (held-out text), top-1 agreement, KL, bytes",
+           "measured": results["started"], "windows": results["windows"], "length": results["length"], "machine": results["machine"], "recipes": {}}
+    for label, r in results["recipes"].items():
+        if "held_out" not in r: continue
+        h, t = r["held_out"], r.get("tuning", {})
+        row = {"ppl_ratio": round(h["export_ppl"] / h["source_ppl"], 4), "top1": h["top1"], "kl": h["kl"], "bytes": r["bytes"],
+               "source_ppl": h["source_ppl"], "export_ppl": h["export_ppl"], "label": label}
+        if t: row.update({"tuning_ppl_ratio": round(t["export_ppl"] / t["source_ppl"], 4), "tuning_top1": t["top1"], "tuning_kl": t["kl"]})
+        for name in RECIPE_OF.get(label, [label]): out["recipes"].setdefault(name, {})[MODEL] = row
+    path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default="/work/cache/int4q/sweep", help="exports are kept here (reused when present)")
@@ -128,7 +164,17 @@ def main(argv=None):
     ap.add_argument("--windows", type=int, default=16); ap.add_argument("--length", type=int, default=256)
     ap.add_argument("--texts", default="held_out,tuning")
     ap.add_argument("--only", default=None, help="comma-separated recipe names")
+    ap.add_argument("--measured-only", action="store_true", help="only rewrite --measured from --json")
+    ap.add_argument("--answers", default=None, help="only add greedy answers to a few chat questions for these comma-separated recipes (exported already) to --json")
     a = ap.parse_args(argv)
+    if a.measured_only: write_measured(json.loads(Path(a.json).read_text()), Path(a.measured)); return
+    if a.answers:
+        res = json.loads(Path(a.json).read_text())
+        res["questions"] = QUESTIONS
+        for name in a.answers.split(","):
+            res["recipes"][name]["answers"] = answers(Path(a.work)/name)
+            print(name, res["recipes"][name]["answers"], flush=True)
+        Path(a.json).write_text(json.dumps(res, indent=1) + "\n"); return
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from mistral_onnx.quality import smollm2, quality_text, text_windows, source_logits, GraphLogits, compare_runners, log_softmax
@@ -194,11 +240,7 @@ def main(argv=None):
         old = json.loads(Path(a.json).read_text()); old["recipes"].update(results["recipes"]); old["skipped"].update(results["skipped"])
         old.setdefault("partial_runs", []).append({k: results[k] for k in ("command", "started", "seconds")}); results = old
     Path(a.json).write_text(json.dumps(results, indent=1) + "\n")
-    measured = json.loads(Path(a.measured).read_text()) if Path(a.measured).exists() else {}
-    for name, r in results["recipes"].items():
-        measured.setdefault(name, {})[MODEL] = {"bytes": r["bytes"], **{f"{t}_{k}": r[t][k] for t in a.texts.split(",") if t in r for k in ("source_ppl", "export_ppl", "ppl_increase", "kl", "top1")},
-                                                "windows": a.windows, "length": a.length, "measured": results["started"]}
-    Path(a.measured).write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n")
+    write_measured(results, Path(a.measured))
     print(f"written {a.json} and {a.measured} in {results['seconds']:.0f} s")
 
 if __name__ == "__main__":
