@@ -294,7 +294,7 @@ def retie_embedding(model) -> list:
         c = ir.node("Constant", [], {"value": ir.tensor(np.array([n_rows, flat], dtype=np.int64))}, name=f"/model/embed_tokens/Reshape/shape_{n_rows}_{flat}")
         g.insert_before(reshape, c); reshape.replace_input_with(1, c.outputs[0]); changed.append(f"embedding reshape {cur} -> {[n_rows, flat]}")
     for v in old:                                   # what the embedding pointed at before and nothing reads now (a dangling name, or the float LM head)
-        if v is not None and not v.uses() and v.name in g.initializers: g.initializers.pop(v.name)
+        if v is not None and not v.uses() and g.initializers.get(v.name) is v: g.initializers.pop(v.name)   # by identity: a dangling guess may share the real weight's name
     return changed
 
 
