@@ -328,8 +328,8 @@ def hqq_to_nbits(model,           # the builder's Model, its graph built in floa
     q.process()
     proto = q.model.model
     if head:
-        h = MatMulNBitsQuantizer(proto, block_size=32, nodes_to_include=head, accuracy_level=qa["accuracy_level"], op_types_to_quantize=("MatMul",),
-                                 algo_config=DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=head_bits == 8, accuracy_level=qa["accuracy_level"],
+        h = MatMulNBitsQuantizer(proto, block_size=block, nodes_to_include=head, accuracy_level=qa["accuracy_level"], op_types_to_quantize=("MatMul",),
+                                 algo_config=DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=head_bits == 8, accuracy_level=qa["accuracy_level"],
                                                                           bits=head_bits, op_types_to_quantize=("MatMul",)))
         h.process(); proto = h.model.model
     print(f"mistral_onnx: HQQ block {block} body, int{head_bits} LM head", flush=True)
@@ -372,7 +372,7 @@ def hqq_low_memory_to_nbits(model,         # the builder's Model, its graph buil
                          release=drop_dead_weight_pages, log=log)
     n = r["quantized"]
     if head:
-        r = quantize_matmuls(model.model, head_bits, 32, head_bits == 8, qa["accuracy_level"], list(qa["nodes_to_exclude"]), ("MatMul",),
+        r = quantize_matmuls(model.model, head_bits, qa["matmul_block_size"], head_bits == 8, qa["accuracy_level"], list(qa["nodes_to_exclude"]), ("MatMul",),
                              release=drop_dead_weight_pages, log=log)
     print(f"mistral_onnx: HQQ block {qa['matmul_block_size']} for {n} MatMul weights, int{head_bits} LM head, one at a time", flush=True)
     return model.model
