@@ -81,7 +81,7 @@ class Recipe:
 # %% ../nbs/02d_recipes.ipynb #c009
 RECIPES = {}
 "Registered quantization recipes by name"
-DEFAULT_RECIPE = {"int4": "int4-rtn", "int8": "int8-rtn"}
+DEFAULT_RECIPE = {"int4": "int4-hqq", "int8": "int8-rtn"}
 "The recipe an int4 / int8 export uses when none is named"
 
 def register_recipe(r:Recipe) -> Recipe:
@@ -90,7 +90,7 @@ def register_recipe(r:Recipe) -> Recipe:
     RECIPES[r.name] = r
     return r
 
-DEFAULT_RECIPE_EP = {}
+DEFAULT_RECIPE_EP = {"cuda": {"int4": "int4-rtn"}}
 "{execution_provider: {precision: recipe name}} where a provider's default differs from `DEFAULT_RECIPE`"
 
 def recipe(name:str|Recipe|None,   # a name in `RECIPES`, a `Recipe`, or None for the precision's default
