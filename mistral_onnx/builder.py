@@ -97,24 +97,14 @@ def _builder_stage(spec, precision):
         return None
     return stage_of
 
-def _refuse_tied_recipes(spec, extra_options):
-    "Builder options that write a folder ORT GenAI cannot load when the embedding is tied to the LM head (measured by perf, issue 16)."
-    eo = {k: str(v).lower() for k, v in (extra_options or {}).items()}
-    if not spec.tie_word_embeddings or eo.get("shared_embeddings") in ("false", "0"): return
-    bad = [k for k in ("is_symmetric", "matmul_mixed_precision") if k in eo and (k != "is_symmetric" or eo[k] in ("false", "0"))]
-    if bad: raise BadOption(f"extra_options {', '.join(bad)} on a model with tied embeddings: onnxruntime-genai 0.18's builder writes a "
-                            "graph ORT GenAI then refuses to load (measured: uint8 embedding output / missing lm_head Q8 weight).",
-                            "add shared_embeddings=false to extra_options, or drop the option.")
-
 def _short(v): return f"[{v[0]!r}] * {len(v)}" if isinstance(v, list) and v and len(set(v)) == 1 else repr(v)
 
 def builder_extra_options(job:Job) -> dict:   # the builder's --extra_options
     "The recipe's options (int4/int8), then the options declared with a builder key, then `--extra-option` (each wins over the one before); refused where ORT could not run the result."
     quant = is_quantized(job.precision)
-    r = recipe(job.option("recipe"), job.precision) if quant else None
+    r = recipe(job.option("recipe"), job.precision, job.execution_provider) if quant else None
     eo = {**(r.builder_options(job.spec, job.execution_provider) if r else {}), **job.builder_keys()}
     if r: r.refuse(job.execution_provider, int(eo.get("block_size") or eo.get("int4_block_size") or 0) or None)
-    _refuse_tied_recipes(job.spec, eo)
     return eo
 
 def route_builder(job:Job) -> dict:   # what export_report.json records as route_info
@@ -156,7 +146,7 @@ def route_builder(job:Job) -> dict:   # what export_report.json records as route
         raise ExportError(f"onnxruntime-genai's model builder failed (exit {rc}). Last lines:\n  " + "\n  ".join(tail[-12:]), None)   # the export front adds where the full log is kept
     changed = use_full_cache(tmp) if window_cache == "full" else 0
     if changed: log(f"full-length cache: sliding_window_cache = 0 on {changed} GroupQueryAttention nodes, genai_config's sliding_window section removed")
-    info = {"command": cmd, "extra_options": extra_options, "recipe": recipe(job.option("recipe"), precision).name if is_quantized(precision) else None,
+    info = {"command": cmd, "extra_options": extra_options, "recipe": recipe(job.option("recipe"), precision, execution_provider).name if is_quantized(precision) else None,
             "staged_config": {k: _short(v) for k, v in added.items()},
             "layer_types_added": "layer_types" in added, "window_cache": window_cache_of(tmp), "low_memory": low_memory, **prep["info"]}
     if samplers and hasattr(samplers[0], "stage_peak_rss_bytes"): info["stage_peak_rss_bytes"] = samplers[0].stage_peak_rss_bytes()

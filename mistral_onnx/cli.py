@@ -289,7 +289,8 @@ def cmd_validate(a) -> int:
     from mistral_onnx.validate import validate
     seqs = [_sequence(s) for s in a.sequence] if a.sequence else None
     r = validate(a.source, a.out, precision=a.precision, execution_provider=a.ep, sequences=seqs, decode_steps=a.decode_steps,
-                 runners=tuple(a.runner or ("onnxruntime", "ortgenai")), accuracy_prompts=a.accuracy_prompts)
+                 runners=tuple(a.runner or ("onnxruntime", "ortgenai")), accuracy_prompts=a.accuracy_prompts,
+                 quality=a.quality, max_ppl_increase=a.max_ppl_increase, min_top1=a.min_top1, quality_text=a.quality_text)
     print(json.dumps(r.to_dict(), indent=1) if a.json else r)
     return 0 if r.ok else 1
 
@@ -302,6 +303,10 @@ def _validate_args(s):
     s.add_argument("--decode-steps", type=ranged("--decode-steps", int, lo=1), default=64, help="decode steps of the first default sequence (>= 1)")
     s.add_argument("--runner", action="append", choices=["onnxruntime", "ortgenai"], help="compare only this runner (repeatable): the graph through onnxruntime, or ONNX Runtime GenAI")
     s.add_argument("--accuracy-prompts", type=ranged("--accuracy-prompts", int, lo=1, hi=100_000), default=None, help="also score the reversal task on N prompts, 1 to 100000 (embedded model)")
+    s.add_argument("--quality", action=argparse.BooleanOptionalAction, default=None, help="judge perplexity, KL and top-1 agreement on a shipped text (default: for int4/int8 exports)")
+    s.add_argument("--max-ppl-increase", type=ranged("--max-ppl-increase", float, lo=0), default=None, help="quality gate: the export's perplexity may exceed the source's by at most this fraction (default: validate.QUALITY_GATES)")
+    s.add_argument("--min-top1", type=ranged("--min-top1", float, lo=0, hi=1), default=None, help="quality gate: the smallest top-1 agreement with the source, 0 to 1 (default: validate.QUALITY_GATES)")
+    s.add_argument("--quality-text", default="held_out", help="the text quality is judged on: held_out, tuning, or a text file")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
 
 def cmd_bench(a) -> int:

@@ -12,9 +12,10 @@ from .memory import RssSampler
 from .resources import weight_bytes
 
 # %% auto #0
-__all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'builder_stage', 'drop_dead_weight_pages', 'quantize_columns', 'quantize_matmuls',
-           'low_memory_to_nbits', 'builder_main', 'builder_command', 'profile_builder', 'compare_models',
-           'quantize_onnx_file', 'quantize_folder']
+__all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'OUR_PREFIX', 'builder_stage', 'drop_dead_weight_pages', 'quantize_columns',
+           'quantize_matmuls', 'low_memory_to_nbits', 'builder_main', 'builder_command', 'retie_embedding',
+           'split_extra_options', 'hqq_to_nbits', 'hqq_columns', 'hqq_low_memory_to_nbits', 'profile_builder',
+           'compare_models', 'quantize_onnx_file', 'quantize_folder']
 
 # %% ../nbs/03e_quantize.ipynb #c012
 QUANTIZE_MARK = "mistral_onnx: quantizing"
@@ -145,6 +146,7 @@ def quantize_matmuls(m,                        # an onnx_ir Model, changed in pl
                      accuracy_level:int=0,     # MatMulNBits' accuracy_level (0: attribute left out)
                      nodes_to_exclude=(),      # node names left in full precision
                      op_types=("MatMul",),     # node types quantized
+                     algorithm:str="default",  # "default" (RTN, as the builder) or "hqq" (ORT's HQQ: fitted scales and float zero points; asymmetric)
                      release=None,             # called with the graph after each weight is dropped; returns bytes released
                      log=print                 # progress lines ("complete quantization of NODE with N bits ...")
                     ) -> dict:                 # {'quantized': n, 'released_bytes': ...}
@@ -153,7 +155,8 @@ def quantize_matmuls(m,                        # an onnx_ir Model, changed in pl
     g, exclude = m.graph, set(nodes_to_exclude)
     why = _graph_unsupported(g, op_types, exclude)
     if why is not None: raise NotImplementedError(f"one-weight-at-a-time quantization does not reproduce {why}")
-    q = _quantizer(bits, block_size, is_symmetric, accuracy_level, op_types)
+    q = _quantizer(bits, block_size, is_symmetric, accuracy_level, op_types) if algorithm == "default" else _hqq_quantizer(bits, block_size)
+    if algorithm == "hqq": is_symmetric = False                   # HQQ always writes zero points
     m.opset_imports["com.microsoft"] = 1
     def init(name, arr):
         t = ir.Tensor(arr, name=name)
@@ -167,7 +170,7 @@ def quantize_matmuls(m,                        # an onnx_ir Model, changed in pl
         w = b.const_value.numpy()
         if w.ndim < 2: continue
         bf16 = w.dtype == "bfloat16"
-        packed, scales, zp = quantize_columns(q, w)
+        packed, scales, zp = quantize_columns(q, w) if algorithm == "default" else hqq_columns(q, w, bits, block_size)
         if bf16:
             import ml_dtypes; scales = scales.astype(ml_dtypes.bfloat16)
         k, nn = w.shape; del w
@@ -220,6 +223,7 @@ def builder_main(argv:list|None=None):
     "Run onnxruntime-genai's model builder with `argv` (its own arguments); `--low-memory` first swaps in `low_memory_to_nbits`."
     import runpy
     argv = list(sys.argv[1:] if argv is None else argv)
+    argv, ours = split_extra_options(argv)                             # mistral_onnx_* keys: ours, not the builder's
     low = "--low-memory" in argv
     if low:
         argv.remove("--low-memory")
@@ -235,7 +239,9 @@ def builder_main(argv:list|None=None):
         return
     def to_nbits(self):
         print(f"{QUANTIZE_MARK} MatMul weights ({'one at a time' if low else 'the builder s whole-graph quantizer'})", flush=True)
-        out = low_memory_to_nbits(self, orig) if low else orig(self)
+        if ours.get("quantizer") == "hqq": out = (hqq_low_memory_to_nbits if low else hqq_to_nbits)(self, int(ours.get("head_bits", 8)))
+        else: out = low_memory_to_nbits(self, orig) if low else orig(self)
+        for line in retie_embedding(out if out is not None else self.model): print(f"mistral_onnx: tied embedding: {line}", flush=True)
         print(f"{WRITE_MARK} model.onnx", flush=True)
         return out
     base.Model.to_nbits = to_nbits
@@ -255,6 +261,121 @@ def builder_command(src:str|Path,          # model folder the builder reads
     if low_memory and precision in ("int4", "int8"): cmd.append("--low-memory")
     if extra_options: cmd += ["--extra_options"] + [f"{k}={v}" for k, v in extra_options.items()]
     return cmd
+
+# %% ../nbs/03e_quantize.ipynb #c018q2
+def retie_embedding(model) -> list:
+    "Point a tied quantized embedding (GatherBlockQuantized over the LM head's weights) at the weights, scales and zero points the LM head's MatMulNBits really has; what it changed."
+    import numpy as np, onnx_ir as ir
+    g = model.graph
+    gbq = next((n for n in g if n.op_type == "GatherBlockQuantized" and n.name.startswith("/model/embed_tokens/")), None)
+    lm = next((n for n in g if n.op_type == "MatMulNBits" and n.name.startswith("/lm_head/")), None)
+    if gbq is None or lm is None: return []
+    reshape = gbq.inputs[0].producer() if gbq.inputs[0] is not None else None
+    if reshape is None or reshape.op_type != "Reshape": return []
+    w, s = lm.inputs[1], lm.inputs[2]
+    zp = lm.inputs[3] if len(lm.inputs) > 3 else None
+    bits, block = lm.attributes["bits"].as_int(), lm.attributes["block_size"].as_int()
+    changed, old = [], [reshape.inputs[0]] + list(gbq.inputs[2:])
+    if reshape.inputs[0] is not w: changed.append(f"embedding weight {reshape.inputs[0].name} -> {w.name}"); reshape.replace_input_with(0, w)
+    n_in = 4 if zp is not None else 3
+    if len(gbq.inputs) != n_in or gbq.inputs[2] is not s or (zp is not None and gbq.inputs[3] is not zp):
+        changed.append(f"embedding scales/zero points {[v.name if v else None for v in gbq.inputs[2:]]} -> {[v.name for v in (s, zp) if v is not None]}")
+        gbq.resize_inputs(n_in); gbq.replace_input_with(2, s)
+        if zp is not None: gbq.replace_input_with(3, zp)
+    for k, v in (("bits", bits), ("block_size", block)):
+        if gbq.attributes[k].as_int() != v: changed.append(f"embedding {k} {gbq.attributes[k].as_int()} -> {v}"); gbq.attributes[k] = ir.AttrInt64(k, v)
+    n_rows, k_dim = lm.attributes["N"].as_int(), lm.attributes["K"].as_int()
+    flat = (k_dim + block - 1) // block * block * bits // 8
+    shape = reshape.inputs[1]
+    cur, maker = None, shape.producer() if shape is not None else None
+    if shape is not None and shape.const_value is not None: cur = shape.const_value.numpy().tolist()
+    elif maker is not None and maker.op_type == "Constant" and "value" in maker.attributes: cur = maker.attributes["value"].as_tensor().numpy().tolist()
+    if cur != [n_rows, flat]:                       # a Constant node, as the builder writes shapes (an initializer could go to external data, which shape inference cannot read)
+        c = ir.node("Constant", [], {"value": ir.tensor(np.array([n_rows, flat], dtype=np.int64))}, name=f"/model/embed_tokens/Reshape/shape_{n_rows}_{flat}")
+        g.insert_before(reshape, c); reshape.replace_input_with(1, c.outputs[0]); changed.append(f"embedding reshape {cur} -> {[n_rows, flat]}")
+    for v in old:                                   # what the embedding pointed at before and nothing reads now (a dangling name, or the float LM head)
+        if v is not None and not v.uses() and g.initializers.get(v.name) is v: g.initializers.pop(v.name)   # by identity: a dangling guess may share the real weight's name
+    return changed
+
+
+# %% ../nbs/03e_quantize.ipynb #c018q5
+OUR_PREFIX = "mistral_onnx_"
+"`--extra_options` keys with this prefix are the driver's (`builder_main`), not the builder's"
+
+def split_extra_options(argv:list) -> tuple:   # (argv without our keys, {our key without the prefix: value})
+    "Take the `mistral_onnx_*` KEY=VALUE pairs out of the builder's `--extra_options`."
+    out, ours, in_extra = [], {}, False
+    for a in argv:
+        if a.startswith("-"): in_extra = a == "--extra_options"
+        elif in_extra and a.startswith(OUR_PREFIX) and "=" in a:
+            k, v = a[len(OUR_PREFIX):].split("=", 1); ours[k] = v; continue
+        out.append(a)
+    out = [a for k, a in enumerate(out) if not (a == "--extra_options" and (k + 1 == len(out) or out[k + 1].startswith("-")))]   # only our keys were given
+    return out, ours
+
+def hqq_to_nbits(model,           # the builder's Model, its graph built in float
+                 head_bits:int=8  # the LM head's bits (RTN; 8 symmetric, 4 asymmetric), shareable with a tied embedding
+                ):                # the quantized onnx_ir Model
+    "The builder's `to_nbits` with ORT's HQQ for the body's MatMuls and RTN for the LM head."
+    import onnx_ir as ir
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer, HQQWeightOnlyQuantConfig, DefaultWeightOnlyQuantConfig
+    if head_bits not in (4, 8): raise ValueError(f"mistral_onnx_head_bits must be 4 or 8, not {head_bits}")
+    qa = model.quant_attrs
+    block, exclude = qa["matmul_block_size"], list(qa["nodes_to_exclude"])
+    head = [n.name for n in model.model.graph if n.op_type == "MatMul" and n.name.startswith("/lm_head/")]
+    q = MatMulNBitsQuantizer(ir.to_proto(model.model), block_size=block, nodes_to_exclude=exclude + head, op_types_to_quantize=("MatMul",),
+                             algo_config=HQQWeightOnlyQuantConfig(block_size=block, bits=4, op_types_to_quantize=("MatMul",)))
+    q.process()
+    proto = q.model.model
+    if head:
+        h = MatMulNBitsQuantizer(proto, block_size=block, nodes_to_include=head, accuracy_level=qa["accuracy_level"], op_types_to_quantize=("MatMul",),
+                                 algo_config=DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=head_bits == 8, accuracy_level=qa["accuracy_level"],
+                                                                          bits=head_bits, op_types_to_quantize=("MatMul",)))
+        h.process(); proto = h.model.model
+    print(f"mistral_onnx: HQQ block {block} body, int{head_bits} LM head", flush=True)
+    return ir.from_proto(proto)
+
+# %% ../nbs/03e_quantize.ipynb #c018q7
+def _hqq_quantizer(bits, block_size):
+    from onnxruntime.quantization.matmul_nbits_quantizer import HQQWeightOnlyQuantizer, HQQWeightOnlyQuantConfig
+    return HQQWeightOnlyQuantizer(HQQWeightOnlyQuantConfig(block_size=block_size, bits=bits, op_types_to_quantize=("MatMul",)))
+
+def hqq_columns(q,                # an onnxruntime `HQQWeightOnlyQuantizer`
+                w,                # weight [K, N]
+                bits:int=4, block_size:int=32
+               ) -> tuple:        # (packed [N, K/block, block*bits/8], scales [N*K/block], float zero points [N*K/block]), as ORT's HQQ writes them
+    "One weight through ORT's HQQ, packed exactly as `HQQWeightOnlyQuantizer.quantize` packs it."
+    import numpy as np, torch
+    x = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+    qw, s, z = q.quantize_internal(x.T, bits=bits, group_size=block_size)
+    qw = qw.contiguous()
+    per = 8 // bits
+    packed = torch.zeros((qw.shape[0], qw.shape[1] // per), dtype=torch.uint8)
+    q.pack_on_row_fast_248bit(packed, qw, bits)
+    k, n = w.shape
+    return (packed.reshape(n, (k + block_size - 1) // block_size, block_size // per).numpy(),
+            s.contiguous().numpy().reshape(-1), z.contiguous().numpy().reshape(-1))
+
+def hqq_low_memory_to_nbits(model,         # the builder's Model, its graph built in float
+                            head_bits:int=8 # the LM head's bits (RTN; 8 symmetric, 4 asymmetric)
+                           ):              # the onnx_ir Model, quantized in place
+    "`hqq_to_nbits`, one weight at a time: HQQ for the body's MatMuls, then RTN for the LM head."
+    qa = model.quant_attrs
+    g = model.model.graph
+    why = _graph_unsupported(g, ("MatMul",), set(qa["nodes_to_exclude"]))
+    if why is not None:
+        print(f"mistral_onnx: low-memory HQQ does not reproduce {why}; quantizing the whole graph at once", flush=True)
+        return hqq_to_nbits(model, head_bits)
+    head = [n.name for n in g if n.op_type == "MatMul" and n.name.startswith("/lm_head/")]
+    log = lambda l: print(l, flush=True)
+    r = quantize_matmuls(model.model, 4, qa["matmul_block_size"], False, 0, list(qa["nodes_to_exclude"]) + head, ("MatMul",), "hqq",
+                         release=drop_dead_weight_pages, log=log)
+    n = r["quantized"]
+    if head:
+        r = quantize_matmuls(model.model, head_bits, qa["matmul_block_size"], head_bits == 8, qa["accuracy_level"], list(qa["nodes_to_exclude"]), ("MatMul",),
+                             release=drop_dead_weight_pages, log=log)
+    print(f"mistral_onnx: HQQ block {qa['matmul_block_size']} for {n} MatMul weights, int{head_bits} LM head, one at a time", flush=True)
+    return model.model
 
 # %% ../nbs/03e_quantize.ipynb #c020
 def _stage_source(src:Path, work:Path) -> Path:

@@ -17,8 +17,8 @@ from .env import BadOption
 from .spec import ModelSpec
 
 # %% auto #0
-__all__ = ['INT4_BLOCK_SIZE', 'CUDA_MAX_BLOCK_SIZE', 'RECIPES', 'DEFAULT_RECIPE', 'MEASURED', 'auto_block_size', 'Recipe',
-           'register_recipe', 'recipe', 'recipe_table']
+__all__ = ['INT4_BLOCK_SIZE', 'CUDA_MAX_BLOCK_SIZE', 'RECIPES', 'DEFAULT_RECIPE', 'DEFAULT_RECIPE_EP', 'MEASURED',
+           'auto_block_size', 'Recipe', 'register_recipe', 'recipe', 'recipe_table']
 
 # %% ../nbs/02d_recipes.ipynb #c005
 INT4_BLOCK_SIZE = {"cpu": 256, "cuda": 128}
@@ -44,7 +44,7 @@ class Recipe:
     help:str                      # one line: what it trades
     block_size:int|None=None      # weights per scale; None: `auto_block_size` per execution provider
     symmetric:bool=True           # the builder's `is_symmetric`
-    algorithm:str="rtn"           # the builder's `algo_config`: "rtn" (round to nearest) or "k_quant"
+    algorithm:str="rtn"           # the builder's `algo_config`: "rtn" (round to nearest) or "k_quant"; "hqq": ORT's HQQ through our driver (`quantize.hqq_low_memory_to_nbits`)
     mixed_precision:str|None=None # the builder's `matmul_mixed_precision`, e.g. "last_matmul:int8" (the lm_head in int8)
     accuracy_level:int|None=None  # MatMulNBits compute type: 1 fp32, 2 fp16, 3 bf16, 4 int8 (None: the builder's default)
     tied:str="shared"             # a tied embedding/lm_head: "shared" (one quantized table) or "separate" (an fp32 embedding kept)
@@ -71,7 +71,8 @@ class Recipe:
         b = self.block_for(spec, execution_provider) if self.precision == "int4" else None
         if b: eo["block_size"] = b
         if not self.symmetric: eo["is_symmetric"] = "false"
-        if self.algorithm != "rtn": eo["algo_config"] = self.algorithm
+        if self.algorithm == "hqq": eo["mistral_onnx_quantizer"] = "hqq"   # the driver's key (`quantize.split_extra_options`); the builder has no HQQ
+        elif self.algorithm != "rtn": eo["algo_config"] = self.algorithm
         if self.mixed_precision: eo["matmul_mixed_precision"] = self.mixed_precision
         if self.accuracy_level is not None: eo["accuracy_level"] = self.accuracy_level
         if self.tied == "separate" and spec.tie_word_embeddings: eo["shared_embeddings"] = "false"
@@ -80,7 +81,7 @@ class Recipe:
 # %% ../nbs/02d_recipes.ipynb #c009
 RECIPES = {}
 "Registered quantization recipes by name"
-DEFAULT_RECIPE = {"int4": "int4-rtn", "int8": "int8-rtn"}
+DEFAULT_RECIPE = {"int4": "int4-hqq", "int8": "int8-rtn"}
 "The recipe an int4 / int8 export uses when none is named"
 
 def register_recipe(r:Recipe) -> Recipe:
@@ -89,14 +90,18 @@ def register_recipe(r:Recipe) -> Recipe:
     RECIPES[r.name] = r
     return r
 
+DEFAULT_RECIPE_EP = {"cuda": {"int4": "int4-rtn"}}
+"{execution_provider: {precision: recipe name}} where a provider's default differs from `DEFAULT_RECIPE`"
+
 def recipe(name:str|Recipe|None,   # a name in `RECIPES`, a `Recipe`, or None for the precision's default
-           precision:str|None=None # the export's precision, when known: a recipe of another precision is refused
+           precision:str|None=None, # the export's precision, when known: a recipe of another precision is refused
+           execution_provider:str|None=None # for the default: `DEFAULT_RECIPE_EP` first
           ) -> Recipe:
     "The recipe called `name` (or the default of `precision`); `BadOption` listing the recipes otherwise."
     if isinstance(name, Recipe): r = name
     elif name is None:
         if precision not in DEFAULT_RECIPE: raise BadOption(f"precision {precision!r} has no quantization recipe.", f"quantize with --precision {' or '.join(DEFAULT_RECIPE)}.")
-        r = RECIPES[DEFAULT_RECIPE[precision]]
+        r = RECIPES[DEFAULT_RECIPE_EP.get(execution_provider, {}).get(precision) or DEFAULT_RECIPE[precision]]
     elif name not in RECIPES: raise BadOption(f"Unknown recipe {name!r}. Recipes: {', '.join(RECIPES)}.", "`mistral-onnx recipes` lists them with their measured quality and size.")
     else: r = RECIPES[name]
     if precision is not None and precision != r.precision:
@@ -113,8 +118,27 @@ for _r in (
            limits={"cuda": "ORT's CUDA MatMulNBits takes blocks up to 128."}),
     Recipe("int4-kquant", "int4", "k_quant rounding (the builder's algo_config=k_quant), block 32", block_size=32, algorithm="k_quant"),
     Recipe("int4-kquant-mixed", "int4", "k_quant, with the lm_head and sensitive layers in int8 (llama.cpp Q4_K_M's idea)", block_size=32,
-           algorithm="k_quant", mixed_precision="last_matmul:int8,mixed_layers:int8", tied="separate"),
+           algorithm="k_quant", mixed_precision="last_matmul:int8,mixed_layers:int8"),
     Recipe("int8-rtn", "int8", "round to nearest, int8 weights"),
+): register_recipe(_r)
+
+# %% ../nbs/02d_recipes.ipynb #c012q2
+_HQQ_CUDA = "not measured on CUDA: ORT's CUDA MatMulNBits with HQQ's float zero points is untested here"
+for _r in (
+    Recipe("int4-rtn-asym", "int4", "round to nearest with zero points (uint4), block 32", block_size=32, symmetric=False),
+    Recipe("int4-rtn-head8", "int4", "round to nearest, block 32; the lm_head (shared with a tied embedding) in int8", block_size=32,
+           mixed_precision="last_matmul:int8"),
+    Recipe("int4-rtn-asym-head8", "int4", "round to nearest with zero points, block 32; int8 lm_head", block_size=32, symmetric=False,
+           mixed_precision="last_matmul:int8"),
+    Recipe("int4-rtn-asym-mixed8", "int4", "round to nearest with zero points, block 32; int8 lm_head and sensitive layers", block_size=32,
+           symmetric=False, mixed_precision="last_matmul:int8,mixed_layers:int8"),
+    Recipe("int4-rtn-acc1", "int4", "round to nearest, fp32 activations in the int4 MatMuls (accuracy_level 1) instead of the CPU's int8", accuracy_level=1),
+    Recipe("int4-hqq", "int4", "HQQ (fitted scales, float zero points), block 32; int8 lm_head shared with a tied embedding", block_size=32,
+           algorithm="hqq", extra_options={"mistral_onnx_head_bits": 8}, limits={"cuda": _HQQ_CUDA}),
+    Recipe("int4-hqq-b64", "int4", "HQQ, block 64: smaller, further from fp32; int8 lm_head", block_size=64,
+           algorithm="hqq", extra_options={"mistral_onnx_head_bits": 8}, limits={"cuda": _HQQ_CUDA}),
+    Recipe("int4-hqq-head4", "int4", "HQQ, block 32; lm_head in int4 with zero points (shared): the smallest HQQ", block_size=32,
+           algorithm="hqq", extra_options={"mistral_onnx_head_bits": 4}, limits={"cuda": _HQQ_CUDA}),
 ): register_recipe(_r)
 
 # %% ../nbs/02d_recipes.ipynb #c014

@@ -263,7 +263,7 @@ def _recipe_fits(name:str, precision:str|None) -> str:
 
 _BUILDER_OPTIONS = (
     Option("recipe", str, None, "quantization recipe (`mistral-onnx recipes` lists them with their measured quality); "
-           "default: int4-rtn for int4, int8-rtn for int8; it sets --precision", choices=_recipe_names, precisions=("int4", "int8"), validate=_recipe_fits),
+           "default: int4-hqq for int4 on CPU (int4-rtn on CUDA), int8-rtn for int8; it sets --precision", choices=_recipe_names, precisions=("int4", "int8"), validate=_recipe_fits),
     Option("int4_block_size", int, None, "int4 weights per scale (default: the recipe's); larger blocks decode faster on CPU and lose more accuracy",
            choices=(16, 32, 64, 128, 256), precisions=("int4",), builder_key="block_size"),
     Option("window_cache", str, "full", "how a sliding-window model's cache is kept: full (right for every prompt length, batch and "

@@ -15,11 +15,12 @@ from .args import typed
 from .spec import ModelSpec
 from .models import resolve_source, reference_folder, task_words, task_prompt, task_score
 from .folder import ExportFolder, CheckError
+from .quality import Quality, measure_quality
 
 # %% auto #0
-__all__ = ['TOLERANCES', 'RUNNERS', 'tolerance', 'topk_overlap', 'load_reference', 'reference_logits', 'GraphRunner',
-           'GenaiRunner', 'Phase', 'ValidationReport', 'default_sequences', 'validate', 'task_accuracy',
-           'rewire_present', 'drop_window']
+__all__ = ['TOLERANCES', 'QUALITY_GATES', 'LANGUAGE_MODEL_PPL', 'QUALITY_WINDOWS', 'QUALITY_LENGTH', 'RUNNERS', 'tolerance',
+           'topk_overlap', 'quality_gate', 'load_reference', 'reference_logits', 'GraphRunner', 'GenaiRunner', 'Phase',
+           'ValidationReport', 'default_sequences', 'validate', 'task_accuracy', 'rewire_present', 'drop_window']
 
 # %% ../nbs/06_validate.ipynb #c006
 TOLERANCES = {"fp32": {"atol": 1e-3, "rtol": 1e-4}, "fp16": {"atol": 5e-2, "rtol": 2e-2}, "bf16": {"atol": 1e-1, "rtol": 5e-2},
@@ -37,6 +38,30 @@ def tolerance(precision:str, # fp32, fp16, bf16, int8 or int4
 def topk_overlap(a:np.ndarray, b:np.ndarray, k:int=10) -> float:
     "Fraction of the top-k tokens of `b` (the reference) that are also in the top-k of `a`, for one row of logits."
     return len(set(np.argsort(-a)[:k]) & set(np.argsort(-b)[:k])) / k
+
+# %% ../nbs/06_validate.ipynb #c007q2
+QUALITY_GATES = {"int4": {"max_ppl_increase": 0.15, "min_top1": 0.75}, "int8": {"max_ppl_increase": 0.02, "min_top1": 0.95}}
+"Largest perplexity increase and smallest top-1 agreement a quantized export may show against its source (held-out text, 8 windows of 256 tokens)"
+LANGUAGE_MODEL_PPL = 1000.0
+"A source above this perplexity on the shipped English text is not judged on it (random or non-English weights)"
+QUALITY_WINDOWS, QUALITY_LENGTH = 8, 256
+"Windows x tokens `validate` scores by default"
+
+def quality_gate(precision:str,                  # int4 or int8
+                 max_ppl_increase:float|None=None, # None: `QUALITY_GATES`
+                 min_top1:float|None=None          # None: `QUALITY_GATES`
+                ) -> dict:
+    "The gate a quantized export is judged by: the defaults for its precision, with any limit given overriding."
+    g = dict(QUALITY_GATES.get(precision, QUALITY_GATES["int4"]))
+    if max_ppl_increase is not None:
+        if not isinstance(max_ppl_increase, (int, float)) or isinstance(max_ppl_increase, bool) or max_ppl_increase < 0:
+            raise BadOption(f"max_ppl_increase is {max_ppl_increase!r}; allowed: a number >= 0 (0.1 = perplexity up to 10% above the source's).", "pass e.g. 0.1.")
+        g["max_ppl_increase"] = float(max_ppl_increase)
+    if min_top1 is not None:
+        if not isinstance(min_top1, (int, float)) or isinstance(min_top1, bool) or not 0 <= min_top1 <= 1:
+            raise BadOption(f"min_top1 is {min_top1!r}; allowed: a fraction from 0 to 1.", "pass e.g. 0.85.")
+        g["min_top1"] = float(min_top1)
+    return g
 
 # %% ../nbs/06_validate.ipynb #c009
 def load_reference(source, device:str="cpu", dtype:str="float32"):
@@ -191,10 +216,17 @@ class ValidationReport:
     min_accuracy:float=0.95
     notes:list=field(default_factory=list)
     seconds:float=0.0
+    quality:Quality|None=None                      # perplexity/KL/top-1 on a shipped text (quantized exports of trained models)
+    quality_gate:dict|None=None                    # {"max_ppl_increase": ..., "min_top1": ...} it was judged by
 
     @property
     def ok(self) -> bool:
-        return bool(self.phases) and all(p.ok for p in self.phases) and (self.accuracy is None or self.accuracy >= self.min_accuracy)
+        return (bool(self.phases) and all(p.ok for p in self.phases) and (self.accuracy is None or self.accuracy >= self.min_accuracy)
+                and not self.quality_failures)
+    @property
+    def quality_failures(self) -> list:
+        "Why the export's answers changed too much (empty when quality was not judged, or passed)."
+        return self.quality.failures(**self.quality_gate) if self.quality is not None and self.quality_gate else []
     @property
     def failures(self) -> list: return [p for p in self.phases if not p.ok]
 
@@ -210,6 +242,9 @@ class ValidationReport:
         for r in self._rows():
             lines.append(f"  {r[7]:4} {r[0]:11} {r[1]:15} n={r[2]:<4} max|diff| {r[3]:>9} mean {r[4]:>9} {r[5]:>20} greedy {r[6]:>7}" + ((f"  {r[8]}" if r[7] == "SKIP" else f"  first failure: {r[8]}") if r[8] else ""))
         if self.accuracy is not None: lines.append(f"  {'PASS' if self.accuracy >= self.min_accuracy else 'FAIL'} task accuracy {self.accuracy:.1%} (need {self.min_accuracy:.0%})")
+        if self.quality is not None:
+            lines.append(f"  {'FAIL' if self.quality_failures else 'PASS'} quality: {self.quality}" + (f"; gate: perplexity at most {self.quality_gate['max_ppl_increase']:+.0%}, top-1 agreement at least {self.quality_gate['min_top1']:.0%}" if self.quality_gate else ""))
+            lines += [f"       {f}" for f in self.quality_failures]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -218,11 +253,15 @@ class ValidationReport:
         t = "| runner | phase | positions | max abs diff | mean abs diff | judged by | greedy agree | result | first failure |\n|---|---|---|---|---|---|---|---|---|\n"
         t += "\n".join("| " + " | ".join(str(c) for c in r[:7]) + f" | {'✅ pass' if r[7] == 'PASS' else '⏭ skipped' if r[7] == 'SKIP' else '❌ fail'} | {r[8]} |" for r in self._rows())
         if self.accuracy is not None: t += f"\n\nTask accuracy: {self.accuracy:.1%} (need {self.min_accuracy:.0%})."
+        if self.quality is not None:
+            t += (f"\n\n**Quality {'❌ fail' if self.quality_failures else '✅ pass'}** (gate: perplexity at most {self.quality_gate['max_ppl_increase']:+.0%}, "
+                  f"top-1 agreement at least {self.quality_gate['min_top1']:.0%})\n\n" + self.quality._repr_markdown_() + "".join(f"\n\n{f}" for f in self.quality_failures))
         return head + t + "".join(f"\n\n{n}" for n in self.notes)
 
     def to_dict(self) -> dict:
         return {"folder": str(self.folder), "precision": self.precision, "ok": self.ok, "sequences": self.sequences,
                 "accuracy": self.accuracy, "seconds": round(self.seconds, 2), "notes": self.notes,
+                "quality": None if self.quality is None else {**self.quality.to_dict(), "gate": self.quality_gate, "ok": not self.quality_failures, "failures": self.quality_failures},
                 "phases": [{"runner": p.runner, "phase": p.name, "positions": p.count, "max_abs_diff": p.max_diff, "mean_abs_diff": p.mean_diff,
                             "tolerance": p.tol, "topk_overlap": p.overlap, "greedy_agree": p.agree, "ok": p.ok, "skipped": p.skipped,
                             "first_failure": p.first_bad, "error": p.error} for p in self.phases]}
@@ -353,6 +392,18 @@ RUNNERS = {"onnxruntime": lambda folder, spec, ep: GraphRunner(folder, spec, ep)
 "The two ways `validate` runs an export, by the names `bench` and the CLI use"
 _OLD_NAMES = {"graph": "onnxruntime", "genai": "ortgenai"}   # the names validate used before; still accepted
 
+def _judge_quality(report, src, folder, model, ep, gate, text, windows, length):
+    "Measure quality into `report`, or say in its notes why it was not judged."
+    try: q = measure_quality(src, folder, text, windows, length, reference=model, execution_provider=ep)
+    except BadOption: raise
+    except Exception as e:
+        report.notes.append(f"Quality not judged: {type(e).__name__}: {str(e).splitlines()[0][:300]}"); return
+    if q.source_ppl > LANGUAGE_MODEL_PPL:
+        report.notes.append(f"Quality not judged: the source's perplexity on {text} is {q.source_ppl:.0f} (above {LANGUAGE_MODEL_PPL:.0f}): it does not "
+                            "model English text (random or non-English weights), so perplexity there says nothing about its answers.")
+        return
+    report.quality, report.quality_gate = q, gate
+
 @typed
 def validate(source,                       # the model exported: "embedded", a folder or a hub id (the PyTorch reference)
              folder:str|Path|ExportFolder, # the exported folder
@@ -364,6 +415,12 @@ def validate(source,                       # the model exported: "embedded", a f
              accuracy_prompts:int|None=None, # score the reversal task on this many held-out prompts (the embedded model only; default 200 for its int4/int8)
              client_phases:bool|None=None, # ORT GenAI with a batch of unequal prompts and a max_length below the window; None: with the default sequences
              reference=None,               # a loaded transformers model (saves loading it again)
+             quality:bool|None=None,       # judge perplexity/KL/top-1 on a shipped text; None: for int4/int8 exports
+             max_ppl_increase:float|None=None, # the quality gate's limits; None: `QUALITY_GATES`
+             min_top1:float|None=None,
+             quality_text:str="held_out",  # a `mistral_onnx.quality.TEXTS` key or a text file
+             quality_windows:int=QUALITY_WINDOWS, # windows x tokens scored
+             quality_length:int=QUALITY_LENGTH,
              seed:int=0,
              progress=None                 # callback (stage, fraction, message)
             ) -> ValidationReport:
@@ -387,6 +444,7 @@ def validate(source,                       # the model exported: "embedded", a f
     if precision not in TOLERANCES: raise BadOption(f"Unknown precision {precision!r}.", f"pass one of {', '.join(TOLERANCES)}.")
     if accuracy_prompts is not None and (not isinstance(accuracy_prompts, int) or isinstance(accuracy_prompts, bool) or accuracy_prompts < 1):
         raise BadOption(f"accuracy_prompts is {accuracy_prompts!r}; allowed: an integer >= 1.", "pass a positive number of prompts, or None.")
+    gate = quality_gate(precision, max_ppl_increase, min_top1) if precision in QUALITY_GATES or quality else None
     ep = execution_provider or folder.execution_provider
     src = resolve_source(source)
     spec = ModelSpec.from_pretrained(src)
@@ -424,6 +482,9 @@ def validate(source,                       # the model exported: "embedded", a f
             ph = Phase("ortgenai", "load", precision); ph.error = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"; report.phases.append(ph)
     if accuracy_prompts:
         report.accuracy = task_accuracy(folder, accuracy_prompts, ep)
+    if quality if quality is not None else (precision in QUALITY_GATES and not embedded):
+        progress("validate", 0.97, f"quality: perplexity on {quality_text}")
+        _judge_quality(report, src, folder, model if device == "cpu" else None, ep, gate or quality_gate("int4"), quality_text, quality_windows, min(quality_length, context))
     if precision in ("int4", "int8") and not embedded and not report.ok:
         report.notes.append(f"{precision} is judged by top-{TOLERANCES[precision]['topk']} overlap with the reference's logits; on random "
                             "weights (a test model) the logits are nearly flat and quantization reorders them, so a low overlap says "

@@ -75,8 +75,8 @@ def test_int4_block_size_flag(tmp_path):
     assert p.returncode == 0, p.stderr
     assert _block_sizes(out) == {64}
     assert "--int4-block-size 64" in json.loads((out/"export_report.json").read_text())["command"]
-    p = cli("export", "embedded", tmp_path/"d", "--precision", "int4"); assert p.returncode == 0, p.stderr
-    assert _block_sizes(tmp_path/"d") == {128}          # the embedded model's widths (128, 384) all divide by 128
+    p = cli("export", "embedded", tmp_path/"d", "--recipe", "int4-rtn"); assert p.returncode == 0, p.stderr
+    assert _block_sizes(tmp_path/"d") == {128}          # int4-rtn's rule: the embedded model's widths (128, 384) all divide by 128
     p = cli("export", "embedded", tmp_path/"f", "--int4-block-size", "64")
     assert p.returncode == 2 and "--precision int4" in p.stderr and not (tmp_path/"f").exists(), p.stderr
     p = cli("export", "embedded", tmp_path/"g", "--precision", "int4", "--int4-block-size", "48")
@@ -87,7 +87,7 @@ def test_int4_default_block_per_provider(tmp_path):
     from mistral_onnx.bench import random_mistral
     src = random_mistral(tmp_path/"src", {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4,
                                           "num_key_value_heads": 2, "vocab_size": 32000})
-    p = cli("export", src, tmp_path/"q", "--precision", "int4"); assert p.returncode == 0, p.stderr
+    p = cli("export", src, tmp_path/"q", "--recipe", "int4-rtn"); assert p.returncode == 0, p.stderr   # int4-rtn's per-provider rule (the CPU default is int4-hqq, block 32)
     assert _block_sizes(tmp_path/"q") == {256}
     p = cli("generate", tmp_path/"q", "hello", "--raw", "--max-new-tokens", "4"); assert p.returncode == 0, p.stderr
     # the CUDA refusals (`builder._refuse_cuda_block`, `ExportFolder.model('cuda')`) are tested in their notebooks: here the CLI
