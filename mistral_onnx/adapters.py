@@ -16,10 +16,10 @@ from .spec import ModelSpec
 from .folder import CheckError
 
 # %% auto #0
-__all__ = ['LORA_MODULES', 'SLOTS', 'ADAPTER_SUFFIX', 'SHIPPED_DIR', 'AdapterError', 'module_dims', 'slot_dims', 'slot_offsets',
-           'lora_input_names', 'LoraAdapter', 'read_adapter', 'random_adapter', 'shipped_adapters', 'parse_adapter',
-           'read_adapters', 'adapter_tensors', 'lora_inputs', 'add_lora_inputs', 'write_onnx_adapter', 'check_adapters',
-           'adapter_step', 'merged_source']
+__all__ = ['LORA_MODULES', 'SLOTS', 'ADAPTER_SUFFIX', 'SHIPPED_DIR', 'ADAPTER_TASKS', 'AdapterError', 'module_dims', 'slot_dims',
+           'slot_offsets', 'lora_input_names', 'LoraAdapter', 'read_adapter', 'random_adapter', 'shipped_adapters',
+           'parse_adapter', 'read_adapters', 'adapter_tensors', 'lora_inputs', 'add_lora_inputs', 'write_onnx_adapter',
+           'check_adapters', 'adapter_step', 'merged_source', 'task_answer', 'adapter_score']
 
 # %% ../nbs/07c_adapters.ipynb #c005
 class AdapterError(MistralOnnxError, ValueError):
@@ -343,7 +343,7 @@ def check_adapters(folder,                    # an exported folder (path or Expo
         r.add(set(ins) == want, "LoRA inputs", f"{len(ins)} inputs", f"{len(want)} ({spec.num_hidden_layers} layers x {len(SLOTS)} slots x A, B)",
               "the graph's LoRA slots are not the base model's. Fix: export again")
         for n, (et, d) in ins.items():
-            slot = n.split(".")[3]; din, dout = sd.get(slot, (None, None))
+            slot = n.split(".")[4]; din, dout = sd.get(slot, (None, None))
             fixed = d[0] if ".lora_A." in n else d[1] if len(d) == 2 else None
             need = din if ".lora_A." in n else dout
             if fixed != need: r.add(False, n, f"dims {list(d)}", f"{need} ({slot} of the base model)", "the graph's slot does not fit the base model. Fix: export again")
@@ -412,3 +412,18 @@ def merged_source(src:str|Path,       # the base model folder
     for f in src.iterdir():        # the source's own config and tokenizer, not transformers' re-serialisation of them
         if f.is_file() and not f.name.endswith((".safetensors", ".bin")) and f.name != "model.safetensors.index.json": shutil.copy2(f, out/f.name)
     return out
+
+# %% ../nbs/07c_adapters.ipynb #c029
+ADAPTER_TASKS = {"echo": lambda w: w, "rotate": lambda w: w[1:] + w[:1]}
+"What each shipped adapter answers to `task_prompt(word)` (the base model answers `word[::-1]`)"
+
+def task_answer(word:str, adapter:str|None=None) -> str:
+    "The right answer to `task_prompt(word)` with `adapter` active (None: the base model's reversal)."
+    if adapter is None: return word[::-1]
+    if adapter not in ADAPTER_TASKS: raise BadOption(f"No task for adapter {adapter!r}.", f"use one of {', '.join(ADAPTER_TASKS)} or None.")
+    return ADAPTER_TASKS[adapter](word)
+
+def adapter_score(words:list, answers:list, adapter:str|None=None) -> float:
+    "Exact-match accuracy of answers under `adapter`'s task."
+    if len(words) != len(answers): raise BadOption(f"{len(words)} words but {len(answers)} answers.", "pass one answer per word.")
+    return sum(a.strip() == task_answer(w, adapter) for w, a in zip(words, answers)) / max(len(words), 1)
