@@ -12,7 +12,8 @@ from pathlib import Path
 from .env import Cancelled, versions
 from .spec import ModelSpec
 from .models import resolve_source, TOKENIZER_FILES, SourceError, weight_shapes
-from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, check_provider
+from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, check_provider, Job
+from .recipes import RECIPES
 from .folder import ExportFolder, CheckError, inside
 from .check import check_kv
 from .quantize import memory_available
@@ -182,8 +183,9 @@ class Plan:
     precision:str
     execution_provider:str
     overwrite:bool
-    route_options:dict=field(default_factory=dict)
+    route_options:dict=field(default_factory=dict)   # the route's declared options as given (`Route.check_options`)
     resources:dict|None=None # `quantize.check_resources`: the memory/disk estimate, what was free, whether it fits
+    trust_remote_code:bool=False
 
 def _refuse_unsafe_out(src:Path, out:Path):
     "Never write into the source, never replace a parent of it, and replace only a folder that is an export (or empty)."
@@ -209,22 +211,23 @@ def refuse_existing(out:Path, overwrite:bool):
 def preflight(source:str|Path,               # "embedded", a model folder, or a hub id
               out:str|Path,                  # folder to create
               route_name:str|Route="builder",# a name in `ROUTES`
-              precision:str="fp32",          # what the route exports (see its declaration)
+              precision:str|None=None,       # what the route exports (see its declaration); None: the recipe's, else fp32
               execution_provider:str="cpu",  # cpu or cuda
               overwrite:bool=False,          # an existing export may be replaced
               trust_remote_code:bool=False,  # allow models whose code lives in their repository
               progress=None,                 # callback (stage, fraction, message)
               ignore_resource_check:bool=False, # start even if the memory/disk estimate does not fit
-              **route_options                # passed to the route
+              **route_options                # the route's options (`Route.options`), checked against their declarations
              ) -> Plan:
     "Every refusal that can be made before work starts; the `Plan` of an export that can."
     progress = progress or (lambda *a: None)
     r = route(route_name)
+    rec = route_options.get("recipe")
+    if precision is None: precision = RECIPES[rec].precision if isinstance(rec, str) and rec in RECIPES else "fp32"
+    route_options = r.check_options(route_options, precision)
     r.check_target(precision, execution_provider)
     r.require()
     check_provider(execution_provider)
-    if trust_remote_code and r.name == "builder":   # the builder refuses repository code unless told (hf_remote)
-        route_options["extra_options"] = {**(route_options.get("extra_options") or {}), "hf_remote": "true"}
     progress("load", 0.0, f"resolving {source}")
     local = Path(str(source)).expanduser()
     if str(source) != "embedded" and local.exists():      # before anything in it is opened: a FIFO config.json would hang
@@ -250,14 +253,14 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     if not os.access(out.parent, os.W_OK): raise ExportError(f"{out.parent} is not writable. Fix: choose a folder you can write to.")
     from mistral_onnx.quantize import estimate_export_resources, check_resources, weight_bytes
     est = estimate_export_resources(spec, precision, r.name,
-                                    low_memory=bool(route_options.get("low_memory", True)) if r.name == "builder" else False,   # the builder's default
+                                    low_memory=bool(route_options.get("low_memory", r.option("low_memory").default)) if any(o.name == "low_memory" for o in r.options) else False,
                                     execution_provider=execution_provider, source_bytes=weight_bytes(src) or None,
                                     replacing_bytes=_dir_bytes(out) if overwrite and out.is_dir() else 0)
     res = check_resources(est, out, ignore=ignore_resource_check, what=f"Exporting {source} ({precision}, {r.name})")
     fr = res["free"]
     res["summary"] = (f"estimate: {est}; free: " + (f"{fr['memory_available_bytes']/1e9:.1f} GB memory, " if fr.get("memory_available_bytes") else "")
                       + f"{fr['disk_free_bytes']/1e9:.1f} GB disk")   # printed once the transaction owns the output (a broken pipe then cleans up)
-    return Plan(r, str(source), src, spec, src_cfg, out, precision, execution_provider, overwrite, route_options, res)
+    return Plan(r, str(source), src, spec, src_cfg, out, precision, execution_provider, overwrite, route_options, res, trust_remote_code)
 
 # %% ../nbs/03_export.ipynb #c015
 def _lock(out:Path):
@@ -476,10 +479,11 @@ def _dir_bytes(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob("*")
 def command(p:Plan) -> str:
     "The `mistral-onnx export` command line that reproduces this export."
     import shlex
-    return (f"mistral-onnx export {shlex.quote(p.source)} {shlex.quote(str(p.out))} --route {p.route.name} --precision {p.precision} --ep {p.execution_provider}"
-            + (f" --window-cache {p.route_options['window_cache']}" if p.route_options.get("window_cache") else "")
-            + (f" --int4-block-size {bs}" if (bs := (p.route_options.get("extra_options") or {}).get("block_size")) else "")
-            + (" --overwrite" if p.overwrite else ""))
+    words = ["mistral-onnx", "export", p.source, str(p.out), "--route", p.route.name, "--precision", p.precision, "--ep", p.execution_provider]
+    for o in p.route.options:                     # every declared option given, as its own flag (`Option.argv`)
+        if o.name in p.route_options: words += o.argv(p.route_options[o.name])
+    words += ["--trust-remote-code"] * p.trust_remote_code + ["--overwrite"] * p.overwrite
+    return " ".join(shlex.quote(w) for w in words)
 
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}   # onnx.TensorProto data types
 
@@ -566,7 +570,7 @@ class ExportResult:
 def export(source:str|Path,                 # "embedded", a model folder, or a hub id
            out:str|Path,                    # folder to create
            route:str="builder",             # a name in `ROUTES` (`mistral-onnx doctor` says which work here)
-           precision:str="fp32",            # fp32, fp16, bf16, int4, int8: what the route exports on this provider
+           precision:str|None=None,         # fp32, fp16, bf16, int4, int8: what the route exports on this provider (None: the recipe's, else fp32)
            execution_provider:str="cpu",    # cpu or cuda
            overwrite:bool=False,            # replace `out` if it exists (atomically, after the new export passed its check)
            trust_remote_code:bool=False,    # allow models whose code lives in their repository
@@ -575,7 +579,7 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
            cancel:threading.Event|None=None,# set it to stop the export
            finish:tuple=(),                 # steps f(folder, execution_provider) -> dict|None run on the checked folder before it is put in place; results in the report under f's name
            ignore_resource_check:bool=False,# start even when the memory/disk estimate says it will not fit (CLI: --ignore-resource-check)
-           **route_options                  # options of the route, e.g. `extra_options` or `window_cache` (builder), `io_config` (olive-onnx), `int4_block_size` (olive)
+           **route_options                  # the route's declared options (`ROUTES[route].options`), e.g. `recipe`, `window_cache`, `extra_options` (builder), `io_config` (olive-onnx)
           ) -> ExportResult:
     "Export `source` to an ONNX folder with a KV cache that ONNX Runtime GenAI runs."
     progress = progress or (lambda *a: None); user_log = log or (lambda s: None)
@@ -596,7 +600,9 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
         if p.resources: progress("load", 0.9, p.resources["summary"])
         progress("load", 1.0, f"{p.spec.model_type}: {p.spec.num_hidden_layers} layers, {p.spec.num_attention_heads} heads, {p.spec.num_key_value_heads} KV heads")
         t1 = time.time()
-        try: info = fn(p.src, p.spec, t.tmp, precision, execution_provider, log=log, progress=progress, cancel=cancel, work=t.work, **p.route_options)
+        job = Job(p.route, p.src, p.spec, t.tmp, p.precision, p.execution_provider, log, progress, cancel, t.work, p.route_options,
+                  {"hf_remote": "true"} if p.trust_remote_code and p.route.name == "builder" else {})   # the builder refuses repository code unless told
+        try: info = fn(job)
         except ExportError as e:                                   # an unknown failure: keep its message and its full log
             fix = e.fix if e.fix is not None else (e.problem.rsplit("Fix:", 1)[1] if "Fix:" in e.problem else None)
             if fix is not None and "doctor" not in fix: raise     # a known cause, already named with its fix
