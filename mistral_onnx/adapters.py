@@ -16,10 +16,11 @@ from .spec import ModelSpec
 from .folder import CheckError
 
 # %% auto #0
-__all__ = ['LORA_MODULES', 'SLOTS', 'ADAPTER_SUFFIX', 'SHIPPED_DIR', 'ADAPTER_TASKS', 'AdapterError', 'module_dims', 'slot_dims',
-           'slot_offsets', 'lora_input_names', 'LoraAdapter', 'read_adapter', 'random_adapter', 'shipped_adapters',
-           'parse_adapter', 'read_adapters', 'adapter_tensors', 'lora_inputs', 'add_lora_inputs', 'write_onnx_adapter',
-           'check_adapters', 'adapter_step', 'merged_source', 'task_answer', 'adapter_score']
+__all__ = ['LORA_MODULES', 'SLOTS', 'ADAPTER_SUFFIX', 'SHIPPED_DIR', 'ADAPTER_TASKS', 'ADAPTER_OPTIONS', 'AdapterError',
+           'module_dims', 'slot_dims', 'slot_offsets', 'lora_input_names', 'LoraAdapter', 'read_adapter',
+           'random_adapter', 'shipped_adapters', 'parse_adapter', 'read_adapters', 'adapter_tensors', 'lora_inputs',
+           'add_lora_inputs', 'write_onnx_adapter', 'check_adapters', 'adapter_step', 'merged_source', 'task_answer',
+           'adapter_score', 'preflight_adapters', 'export_plan']
 
 # %% ../nbs/07c_adapters.ipynb #c005
 class AdapterError(MistralOnnxError, ValueError):
@@ -427,3 +428,56 @@ def adapter_score(words:list, answers:list, adapter:str|None=None) -> float:
     "Exact-match accuracy of answers under `adapter`'s task."
     if len(words) != len(answers): raise BadOption(f"{len(words)} words but {len(answers)} answers.", "pass one answer per word.")
     return sum(a.strip() == task_answer(w, adapter) for w, a in zip(words, answers)) / max(len(words), 1)
+
+# %% ../nbs/07c_adapters.ipynb #c032
+from .routes import Option, register_option
+
+def _adapter_option(value:dict, precision=None) -> dict:
+    "`--adapter` values as {name: folder}: names usable, folders given (what they hold is read in preflight, against the spec)."
+    out = {}
+    for name, folder in value.items():
+        if not _NAME.fullmatch(str(name)):
+            raise BadOption(f"--adapter {name}={folder}: {name!r} is not a usable adapter name (1 to 64 letters, digits, '_', '-', '.').", "pass --adapter NAME=PEFT_DIR with a plain name.")
+        if folder is None or not str(folder).strip(): raise BadOption(f"--adapter {name}= names no folder.", "pass --adapter NAME=PEFT_DIR.")
+        out[str(name)] = str(folder)
+    return out
+
+ADAPTER_OPTIONS = (
+    Option("adapter", dict, None, "a peft LoRA adapter NAME=PEFT_DIR (repeatable): the graph gets LoRA inputs and NAME.onnx_adapter is written "
+           "beside it, for `generate --adapter NAME`; with --merge (one adapter) it is baked into the weights", flag="--adapter", validate=_adapter_option),
+    Option("merge", bool, False, "bake the one --adapter into the weights (peft merge_and_unload) instead of LoRA inputs and .onnx_adapter files"))
+for _o in ADAPTER_OPTIONS: register_option("builder", _o)
+
+def preflight_adapters(options:dict,      # the route options, checked against their declarations
+                       spec:ModelSpec,    # the source's spec
+                       precision:str
+                      ) -> list:          # the adapters, read (headers only) and checked
+    "Every adapter refusal, before an export starts."
+    given = options.get("adapter") or {}
+    if options.get("merge") and len(given) != 1:
+        raise AdapterError(f"--merge bakes exactly one adapter into the weights, but {len(given)} were given.",
+                           "pass one --adapter NAME=DIR with --merge, or drop --merge to switch between adapters at run time.")
+    return read_adapters(list(given.items()), spec, load=False)
+
+def export_plan(src:Path,          # the resolved source
+                spec:ModelSpec,
+                options:dict,      # the route options
+                work:Path,         # the export's scratch folder
+                log=print
+               ) -> tuple:         # (the source the route exports, extra finish steps)
+    "What an export with adapters runs: the merged source (`--merge`), or the base source and the `adapters` step."
+    given = options.get("adapter") or {}
+    if not given: return src, ()
+    adapters = read_adapters(list(given.items()), spec)
+    if options.get("merge"):
+        a = adapters[0]
+        log(f"merging adapter {a.name} ({a.path}) into the weights (peft merge_and_unload)")
+        merged = merged_source(src, a, work)
+        def adapters_merged(folder, execution_provider):
+            report = json.loads((Path(folder)/"export_report.json").read_text())
+            report["adapters"] = {"mode": "merged", "merged": {"name": a.name, "source": str(a.path), "r": a.r, "lora_alpha": a.alpha,
+                                                               "targets": list(a.targets), "parameters": a.parameters}, "files": {}}
+            (Path(folder)/"export_report.json").write_text(json.dumps(report, indent=1))
+        adapters_merged.__name__ = "adapters"
+        return merged, (adapters_merged,)
+    return src, (adapter_step(adapters, spec),)

@@ -10,6 +10,7 @@ import argparse, json, math, os, signal, stat, sys, time
 from pathlib import Path
 from .env import MistralOnnxError, Cancelled, BadOption
 from .routes import ROUTES, print_progress
+import mistral_onnx.adapters   # declares the builder route's --adapter/--merge options before the parser reads ROUTES
 
 # %% auto #0
 __all__ = ['COMMANDS', 'in_range', 'ranged', 'write_new_file', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo',
@@ -88,6 +89,8 @@ def cmd_check(a) -> int:
     "KV check of an exported folder; exit 1 if anything is wrong."
     from mistral_onnx.check import check_kv
     rep = check_kv(a.out)
+    from mistral_onnx.adapters import check_adapters
+    check_adapters(a.out, rep.spec, rep)   # LoRA inputs and .onnx_adapter files, when the folder has them
     print(rep)
     return 0 if rep.ok else 1
 
@@ -190,6 +193,11 @@ def route_options_given(a:argparse.Namespace) -> dict:
     out = {}
     for k, v in vars(a).items():
         if not k.startswith("opt_"): continue
+        if isinstance(v, list) and all(isinstance(x, dict) for x in v):
+            keys = [kk for d in v for kk in d]
+            twice = sorted({kk for kk in keys if keys.count(kk) > 1})
+            if twice: raise BadOption(f"--{k[4:].replace('_', '-')} {twice[0]}=... is given twice ({', '.join(str(d[twice[0]]) for d in v if twice[0] in d)}); "
+                                      "one name must mean one value.", f"give each its own name, or drop one of the two.")
         out[k[4:]] = {kk: vv for d in v for kk, vv in d.items()} if isinstance(v, list) and all(isinstance(x, dict) for x in v) else v
     return out
 

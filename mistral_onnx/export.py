@@ -16,6 +16,7 @@ from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, c
 from .recipes import RECIPES
 from .folder import ExportFolder, CheckError, inside
 from .check import check_kv
+import mistral_onnx.adapters   # declares the builder route's adapter/merge options
 from .quantize import memory_available
 
 # %% auto #0
@@ -245,6 +246,9 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     src_cfg = json.loads((src/"config.json").read_text())
     spec = ModelSpec.from_config(src_cfg)
     check_source(src, spec, src_cfg)
+    if route_options.get("adapter") or route_options.get("merge"):   # LoRA adapters: read and checked against this spec before any work
+        from mistral_onnx.adapters import preflight_adapters
+        preflight_adapters(route_options, spec, precision)
     out = Path(out).expanduser().absolute()
     _refuse_unsafe_out(src, out)
     refuse_existing(out, overwrite)
@@ -600,7 +604,10 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
         if p.resources: progress("load", 0.9, p.resources["summary"])
         progress("load", 1.0, f"{p.spec.model_type}: {p.spec.num_hidden_layers} layers, {p.spec.num_attention_heads} heads, {p.spec.num_key_value_heads} KV heads")
         t1 = time.time()
-        job = Job(p.route, p.src, p.spec, t.tmp, p.precision, p.execution_provider, log, progress, cancel, t.work, p.route_options,
+        from mistral_onnx.adapters import export_plan
+        src, steps = export_plan(p.src, p.spec, p.route_options, t.work, log)   # adapters: a merged source, or the step that writes them
+        finish = tuple(steps) + tuple(finish)
+        job = Job(p.route, src, p.spec, t.tmp, p.precision, p.execution_provider, log, progress, cancel, t.work, p.route_options,
                   {"hf_remote": "true"} if p.trust_remote_code and p.route.name == "builder" else {})   # the builder refuses repository code unless told
         try: info = fn(job)
         except ExportError as e:                                   # an unknown failure: keep its message and its full log

@@ -10,7 +10,7 @@ PKG = Path(mistral_onnx.__file__).parent
 LAYERS = [("env", "spec"),                                          # facts about the machine and the model
           ("models", "folder", "published", "recipes"),             # sources, an exported folder, published configs, quantization recipes
           ("check", "kv_cache"),                                    # checks and concepts over those
-          ("routes", "olive_io", "builder", "torch_route", "olive_routes", "quantize"),   # the registry, then the routes
+          ("routes", "olive_io", "builder", "torch_route", "olive_routes", "quantize", "adapters"),   # the registry, then the routes
           ("export", "session"),                                    # the front; one decode session over an export
           ("validate", "generate", "bench", "diagnose", "doctor", "peers"),   # what runs or judges an export
           ("widgets", "cli")]                                       # the two faces
