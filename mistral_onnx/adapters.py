@@ -16,11 +16,11 @@ from .spec import ModelSpec
 from .folder import CheckError
 
 # %% auto #0
-__all__ = ['LORA_MODULES', 'SLOTS', 'ADAPTER_SUFFIX', 'SHIPPED_DIR', 'ADAPTER_TASKS', 'ADAPTER_OPTIONS', 'AdapterError',
+__all__ = ['LORA_MODULES', 'SLOTS', 'ADAPTER_SUFFIX', 'SHIPPED_DIR', 'ADAPTER_TASKS', 'ADAPTER_OPTIONS', 'BASE', 'AdapterError',
            'module_dims', 'slot_dims', 'slot_offsets', 'lora_input_names', 'LoraAdapter', 'read_adapter',
            'random_adapter', 'shipped_adapters', 'parse_adapter', 'read_adapters', 'adapter_tensors', 'lora_inputs',
            'add_lora_inputs', 'write_onnx_adapter', 'check_adapters', 'adapter_step', 'merged_source', 'task_answer',
-           'adapter_score', 'preflight_adapters', 'export_plan']
+           'adapter_score', 'preflight_adapters', 'export_plan', 'folder_adapters', 'merged_adapter', 'resolve_adapter']
 
 # %% ../nbs/07c_adapters.ipynb #c005
 class AdapterError(MistralOnnxError, ValueError):
@@ -96,8 +96,8 @@ def read_adapter(path:str|Path,      # a peft LoRA folder (adapter_config.json +
     "Read a peft LoRA adapter and check it against the base model; `AdapterError` naming the problem and the fix otherwise."
     path = Path(path).expanduser()
     name = name or path.name
-    if not _NAME.fullmatch(name):
-        raise AdapterError(f"Adapter name {name!r} is not usable: a name is 1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit.",
+    if not _NAME.fullmatch(name) or name == "base":
+        raise AdapterError(f"Adapter name {name!r} is not usable: a name is 1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit ('base' means no adapter).",
                            "pass --adapter NAME=DIR with a plain name, e.g. --adapter upper=./my-lora.")
     if not path.is_dir(): _refuse(path, "no such folder.", "pass the folder peft's save_pretrained wrote (it holds adapter_config.json).")
     cfg_file, w_file = path/"adapter_config.json", path/"adapter_model.safetensors"
@@ -436,8 +436,8 @@ def _adapter_option(value:dict, precision=None) -> dict:
     "`--adapter` values as {name: folder}: names usable, folders given (what they hold is read in preflight, against the spec)."
     out = {}
     for name, folder in value.items():
-        if not _NAME.fullmatch(str(name)):
-            raise BadOption(f"--adapter {name}={folder}: {name!r} is not a usable adapter name (1 to 64 letters, digits, '_', '-', '.').", "pass --adapter NAME=PEFT_DIR with a plain name.")
+        if not _NAME.fullmatch(str(name)) or name == "base":
+            raise BadOption(f"--adapter {name}={folder}: {name!r} is not a usable adapter name (1 to 64 letters, digits, '_', '-', '.'; 'base' means no adapter).", "pass --adapter NAME=PEFT_DIR with a plain name.")
         if folder is None or not str(folder).strip(): raise BadOption(f"--adapter {name}= names no folder.", "pass --adapter NAME=PEFT_DIR.")
         out[str(name)] = str(folder)
     return out
@@ -481,3 +481,35 @@ def export_plan(src:Path,          # the resolved source
         adapters_merged.__name__ = "adapters"
         return merged, (adapters_merged,)
     return src, (adapter_step(adapters, spec),)
+
+# %% ../nbs/07c_adapters.ipynb #c034
+BASE = "base"
+"The name that asks for no adapter (the base model's answers); no adapter may be called this"
+
+def folder_adapters(folder) -> dict:   # {name: .onnx_adapter path}
+    "The adapters an exported folder's report lists for switching at run time."
+    from mistral_onnx.folder import ExportFolder
+    folder = ExportFolder.of(folder)
+    files = ((folder.report or {}).get("adapters") or {}).get("files") or {}
+    return {name: folder.inside(e["file"], "adapter file") for name, e in files.items()}
+
+def merged_adapter(folder) -> str|None:
+    "The name of the adapter baked into a folder's weights (`--merge`), or None."
+    from mistral_onnx.folder import ExportFolder
+    m = ((ExportFolder.of(folder).report or {}).get("adapters") or {}).get("merged")
+    return m["name"] if m else None
+
+def resolve_adapter(session,             # a `DecodeSession` (its folder and loaded adapter names)
+                    adapter:str|None     # what the request asked for
+                   ) -> str|None:        # the loaded adapter to activate, or None for the weights as they are
+    "The adapter a request activates; `AdapterError` naming the folder's adapters for one it does not have."
+    if adapter is None or adapter == BASE: return None
+    if adapter in session.adapter_names: return adapter
+    merged = merged_adapter(session.folder)
+    if adapter == merged: return None
+    have = session.adapter_names
+    where = (f"its adapters are {', '.join(have)}" if have else f"it has adapter {merged!r} merged into its weights" if merged
+             else "it was exported without adapters")
+    raise AdapterError(f"Adapter {adapter!r} is not loaded here: {session.folder.path} has no such adapter ({where}).",
+                       f"pass one of {', '.join(have + [BASE])}" if have else
+                       f"export with --adapter {adapter}=PEFT_DIR to run it (or no --adapter for the base model).")

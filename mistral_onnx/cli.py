@@ -101,7 +101,7 @@ def cmd_generate(a) -> int:
     if a.ep is not None:
         from mistral_onnx.routes import check_provider
         check_provider(a.ep)              # an unknown name, or one this install cannot run, with what to install
-    lm = OnnxLM(ExportFolder(a.out), execution_provider=a.ep)
+    lm = OnnxLM(ExportFolder(a.out), execution_provider=a.ep, adapter=a.adapter)
     for piece in lm.stream(a.prompt, chat=not a.raw, max_new_tokens=a.max_new_tokens, do_sample=a.sample,
                            temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed):
         print(piece, end="", flush=True)
@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=ranged("--seed", int, lo=0), default=None, help="random seed for sampling (>= 0)")
     g.add_argument("--raw", action="store_true", help="no chat template: continue the text as given")
     g.add_argument("--ep", default=None, help="execution provider (default: the export's own)")
+    g.add_argument("--adapter", default=None, metavar="NAME", help="answer with this LoRA adapter of the folder (exported with --adapter NAME=DIR; default: the base model)")
     g.set_defaults(fn=cmd_generate)
     d = sub.add_parser("demo", help="the whole job on the embedded model: export, check, generate, accuracy")
     d.add_argument("--out", default="mistral-onnx-demo", help="where to export (replaced if present)")
