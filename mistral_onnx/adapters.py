@@ -20,7 +20,8 @@ __all__ = ['LORA_MODULES', 'SLOTS', 'ADAPTER_SUFFIX', 'SHIPPED_DIR', 'ADAPTER_TA
            'module_dims', 'slot_dims', 'slot_offsets', 'lora_input_names', 'LoraAdapter', 'read_adapter',
            'random_adapter', 'shipped_adapters', 'parse_adapter', 'read_adapters', 'adapter_tensors', 'lora_inputs',
            'add_lora_inputs', 'write_onnx_adapter', 'check_adapters', 'adapter_step', 'merged_source', 'task_answer',
-           'adapter_score', 'preflight_adapters', 'export_plan', 'folder_adapters', 'merged_adapter', 'resolve_adapter']
+           'adapter_score', 'preflight_adapters', 'export_plan', 'folder_adapters', 'merged_adapter', 'resolve_adapter',
+           'validation_adapter', 'peft_reference', 'activate']
 
 # %% ../nbs/07c_adapters.ipynb #c005
 class AdapterError(MistralOnnxError, ValueError):
@@ -513,3 +514,52 @@ def resolve_adapter(session,             # a `DecodeSession` (its folder and loa
     raise AdapterError(f"Adapter {adapter!r} is not loaded here: {session.folder.path} has no such adapter ({where}).",
                        f"pass one of {', '.join(have + [BASE])}" if have else
                        f"export with --adapter {adapter}=PEFT_DIR to run it (or no --adapter for the base model).")
+
+# %% ../nbs/07c_adapters.ipynb #c036
+def validation_adapter(folder,            # an exported folder
+                       adapter:str        # NAME (the report's peft folder) or NAME=PEFT_DIR (compare against that one)
+                      ) -> tuple:         # (name, peft folder, "switch" or "merged")
+    "Which adapter `validate --adapter` runs and which peft folder is its reference; `AdapterError` for one the folder lacks."
+    from mistral_onnx.folder import ExportFolder
+    folder = ExportFolder.of(folder)
+    name, sep, d = adapter.partition("=")
+    ad = (folder.report or {}).get("adapters") or {}
+    files, merged = ad.get("files") or {}, ad.get("merged")
+    if name in files: entry, mode = files[name], "switch"
+    elif merged and merged["name"] == name: entry, mode = merged, "merged"
+    else:
+        have = list(files) + ([merged["name"]] if merged else [])
+        raise AdapterError(f"{folder.path} has no adapter {name!r} ({'its adapters: ' + ', '.join(have) if have else 'it was exported without adapters'}).",
+                           f"pass --adapter with one of {', '.join(have)}." if have else "export with --adapter NAME=PEFT_DIR first.")
+    peft_dir = Path(d).expanduser() if sep else Path(entry["source"])
+    if not (peft_dir/"adapter_config.json").exists():
+        raise AdapterError(f"The peft folder of adapter {name!r}, {peft_dir}, is gone (the reference needs it).",
+                           f"pass --adapter {name}=PEFT_DIR with the folder it was exported from.")
+    return name, peft_dir, mode
+
+def peft_reference(source,               # the base model (anything `resolve_source` takes)
+                   peft_dir:str|Path,    # the adapter's peft folder
+                   device:str="cpu", dtype:str="float32"):
+    "peft's model of `source` with the adapter at `peft_dir` (a fresh base: `PeftModel` changes the model it wraps)."
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    from mistral_onnx.models import resolve_source
+    base = AutoModelForCausalLM.from_pretrained(resolve_source(source), dtype=getattr(torch, dtype)).to(device)
+    return PeftModel.from_pretrained(base, str(peft_dir)).eval()
+
+def activate(runner,          # a validate runner (`GraphRunner` or `GenaiRunner`)
+             folder,          # its exported folder
+             name:str):       # the adapter's name in the folder
+    "Make `runner` run with adapter `name`: the graph runner feeds its tensors, the ORT GenAI runner activates it per generator."
+    path = folder_adapters(folder)[name]
+    if hasattr(runner, "sess"):        # onnxruntime: the adapter's tensors are inputs of every run
+        import onnxruntime as ort
+        ps = ort.AdapterFormat.read_adapter(str(path)).get_parameters()
+        runner.feed_arrays = {k: np.array(v.numpy(), copy=True) for k, v in ps.items()}   # kept: on CPU an OrtValue wraps the array
+        runner.feeds = {k: ort.OrtValue.ortvalue_from_numpy(a, runner.device, 0) for k, a in runner.feed_arrays.items()}
+    else:                              # ORT GenAI: og.Adapters, set_active_adapter on each new generator
+        runner.adapters = runner.og.Adapters(runner.model)
+        runner.adapters.load(str(path), name)
+        runner.adapter = name
+    return runner

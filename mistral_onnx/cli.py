@@ -305,7 +305,7 @@ def cmd_validate(a) -> int:
     from mistral_onnx.validate import validate
     seqs = [_sequence(s) for s in a.sequence] if a.sequence else None
     r = validate(a.source, a.out, precision=a.precision, execution_provider=a.ep, sequences=seqs, decode_steps=a.decode_steps,
-                 runners=tuple(a.runner or ("onnxruntime", "ortgenai")), accuracy_prompts=a.accuracy_prompts)
+                 runners=tuple(a.runner or ("onnxruntime", "ortgenai")), accuracy_prompts=a.accuracy_prompts, adapter=a.adapter)
     print(json.dumps(r.to_dict(), indent=1) if a.json else r)
     return 0 if r.ok else 1
 
@@ -318,6 +318,7 @@ def _validate_args(s):
     s.add_argument("--decode-steps", type=ranged("--decode-steps", int, lo=1), default=64, help="decode steps of the first default sequence (>= 1)")
     s.add_argument("--runner", action="append", choices=["onnxruntime", "ortgenai"], help="compare only this runner (repeatable): the graph through onnxruntime, or ONNX Runtime GenAI")
     s.add_argument("--accuracy-prompts", type=ranged("--accuracy-prompts", int, lo=1, hi=100_000), default=None, help="also score the reversal task on N prompts, 1 to 100000 (embedded model)")
+    s.add_argument("--adapter", default=None, metavar="NAME[=PEFT_DIR]", help="compare with this LoRA adapter of the folder active against peft's PeftModel (its peft folder from the report, or PEFT_DIR)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
 
 def cmd_bench(a) -> int:
