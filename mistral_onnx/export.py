@@ -6,24 +6,23 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/export.html.md"""
 
 # %% ../nbs/03_export.ipynb #c003
 from __future__ import annotations
-import atexit, errno, json, math, os, re, shutil, signal, stat, tempfile, threading, time
+import atexit, errno, json, os, re, shutil, signal, stat, tempfile, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from .env import Cancelled, versions
 from .spec import ModelSpec
-from .models import resolve_source, TOKENIZER_FILES, SourceError, weight_shapes
+from .models import resolve_source, TOKENIZER_FILES, SourceError
 from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, check_provider, Job
 from .recipes import RECIPES
-from .folder import ExportFolder, CheckError, inside
+from .folder import ExportFolder
 from .check import check_kv
 import mistral_onnx.adapters   # declares the builder route's adapter/merge options
-from .quantize import memory_available
+from .sources import refuse_special_files, check_config_values, check_against_weights, check_source
 
 # %% auto #0
-__all__ = ['WORK_PREFIX', 'SIGNALS', 'runtime_options', 'apply_runtime_options', 'refuse_special_files', 'check_shards_inside',
-           'check_config_values', 'check_against_weights', 'check_tokenizer_files', 'check_source', 'Plan',
-           'refuse_existing', 'preflight', 'clean_stale_work', 'install_signal_handlers', 'Transaction',
-           'finish_folder', 'command', 'nonfinite_weights', 'export_report', 'ExportResult', 'export']
+__all__ = ['WORK_PREFIX', 'SIGNALS', 'runtime_options', 'apply_runtime_options', 'Plan', 'refuse_existing', 'preflight',
+           'clean_stale_work', 'install_signal_handlers', 'Transaction', 'finish_folder', 'command',
+           'nonfinite_weights', 'export_report', 'ExportResult', 'export']
 
 # %% ../nbs/03_export.ipynb #c006
 def runtime_options(execution_provider:str) -> dict:
@@ -44,133 +43,6 @@ def apply_runtime_options(gcfg:dict, execution_provider:str, opts:dict|None=None
         else: entries.append({name: dict(po)})
     return gcfg
 
-# %% ../nbs/03_export.ipynb #c009
-_SOURCE_FILES = re.compile(r"(config|generation_config|tokenizer.*|special_tokens_map|.*\.safetensors(\.index\.json)?|pytorch_model.*\.bin|.*\.model|chat_template\.jinja)(\.json)?")
-
-def _what_it_is(mode:int) -> str:
-    return ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else
-            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a folder" if stat.S_ISDIR(mode) else "not a regular file")
-
-def refuse_special_files(folder:Path # a local model folder, before anything in it is opened
-                        ):
-    "`SourceError` if a file an exporter reads (config, weights, tokenizer) is a FIFO, socket, device or folder: reading one would hang."
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise SourceError(f"{folder} is {_what_it_is(folder.stat().st_mode) if not folder.is_file() else 'a file'}, not a model folder.",
-                          "pass the folder that holds config.json, the weights and the tokenizer.")
-    for f in folder.iterdir():
-        if not _SOURCE_FILES.fullmatch(f.name): continue
-        try: mode = f.stat().st_mode                     # follows links: a link to a FIFO is a FIFO
-        except OSError: continue                         # a broken link: resolve_source names the missing file
-        if not stat.S_ISREG(mode):
-            raise SourceError(f"{f} is {_what_it_is(mode)}, not a file; reading it as a model file would hang or fail.",
-                              "replace it with the real file from the model's source.")
-        if not os.access(f, os.R_OK):
-            raise SourceError(f"{f} cannot be read (permission denied).", f"make it readable (`chmod a+r {f.name}`) or copy the model to a folder you own.")
-
-def _inside_source(src:Path, name:str, what:str) -> Path:
-    "The path of `name` inside the model folder `src` (`folder.inside`, the rule every exported folder's files follow), else `SourceError`."
-    try: return inside(src, name, "safetensors shard", "download the model again: a model folder's shards lie in it, named relative to it.")
-    except CheckError as e: raise SourceError(f"{what}: {e.problem}", e.fix) from None
-
-def check_shards_inside(src:Path):
-    "`SourceError` if `model.safetensors.index.json` names a shard outside the model folder."
-    idx = Path(src)/"model.safetensors.index.json"
-    if not idx.exists(): return
-    try: shards = sorted(set(json.loads(idx.read_text())["weight_map"].values()))
-    except (ValueError, KeyError, TypeError, AttributeError): return   # resolve_source reports a damaged index
-    for s in shards: _inside_source(src, s, f"{idx} names the shard {s!r}")
-
-def _bad(cfg_file, key, value, want, fix=None):
-    raise SourceError(f"{cfg_file}: `{key}` is {value!r}; {want}.", fix or f"correct `{key}` in config.json (copy it from the model card).")
-
-def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
-
-def check_config_values(cfg:dict,      # a config.json as read
-                        cfg_file:str   # where it was read, for the message
-                       ):
-    "`SourceError` naming the field for a config value of the wrong type or out of range that an exporter would trip on, or export wrong."
-    if not isinstance(cfg, dict): return                               # ModelSpec says what a config must be
-    for k in ("num_hidden_layers", "num_attention_heads", "num_key_value_heads", "hidden_size", "intermediate_size", "vocab_size",
-              "max_position_embeddings", "head_dim"):
-        v = cfg.get(k)
-        if v is not None and not (_is_int(v) and v > 0): _bad(cfg_file, k, v, "it must be a positive integer")
-    sw = cfg.get("sliding_window")
-    if sw is not None and not (_is_int(sw) and sw >= 0):
-        _bad(cfg_file, "sliding_window", sw, "it must be a positive number of tokens (or null for full attention)")
-    for k in ("rms_norm_eps", "rope_theta"):
-        v = cfg.get(k)
-        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
-            _bad(cfg_file, k, v, "it must be a positive number")
-    for k in ("bos_token_id", "eos_token_id", "pad_token_id"):
-        v = cfg.get(k)
-        ids = v if isinstance(v, list) else [v]
-        if v is not None and not all(_is_int(i) and i >= 0 for i in ids): _bad(cfg_file, k, v, "it must be a token id (an integer >= 0) or a list of them")
-    if "tie_word_embeddings" in cfg and not isinstance(cfg["tie_word_embeddings"], bool):
-        _bad(cfg_file, "tie_word_embeddings", cfg["tie_word_embeddings"], "it must be true or false")
-    lt = cfg.get("layer_types")
-    if lt is not None and not (isinstance(lt, list) and all(x in ("sliding_attention", "full_attention") for x in lt)):
-        _bad(cfg_file, "layer_types", lt if not isinstance(lt, list) or len(lt) < 4 else f"{lt[:3]} ...", "it must list 'sliding_attention' or 'full_attention' per layer")
-    if isinstance(lt, list) and _is_int(cfg.get("num_hidden_layers")) and len(lt) != cfg["num_hidden_layers"]:
-        _bad(cfg_file, "layer_types", f"a list of {len(lt)}", f"it needs one entry per layer (num_hidden_layers is {cfg['num_hidden_layers']})")
-
-
-def check_against_weights(src:Path,       # the model folder
-                          spec:ModelSpec   # its spec
-                         ):
-    "`SourceError` if config.json's sizes disagree with the weights' shapes (safetensors headers only), or its context cannot fit in memory."
-    cfg_file = Path(src)/"config.json"
-    shapes = weight_shapes(src)
-    def one(suffix): return next((s for n, s in shapes.items() if n.endswith(suffix)), None)
-    layers = {int(m.group(1)) for n in shapes for m in [re.search(r"layers\.(\d+)\.", n)] if m}
-    if layers and spec.num_hidden_layers != max(layers) + 1:
-        _bad(cfg_file, "num_hidden_layers", spec.num_hidden_layers, f"the weights hold {max(layers) + 1} layers (layers.0 ... layers.{max(layers)})",
-             f"set num_hidden_layers to {max(layers) + 1} in config.json.")
-    emb = one("embed_tokens.weight")
-    if emb and len(emb) == 2:
-        if emb[0] != spec.vocab_size: _bad(cfg_file, "vocab_size", spec.vocab_size, f"the weights' embed_tokens.weight has {emb[0]} rows", f"set vocab_size to {emb[0]} in config.json.")
-        if emb[1] != spec.hidden_size: _bad(cfg_file, "hidden_size", spec.hidden_size, f"the weights' embed_tokens.weight has {emb[1]} columns", f"set hidden_size to {emb[1]} in config.json.")
-    q = one("layers.0.self_attn.q_proj.weight")
-    if q and len(q) == 2 and q[0] != spec.num_attention_heads * spec.head_dim:
-        _bad(cfg_file, "num_attention_heads", spec.num_attention_heads, f"with head_dim {spec.head_dim} that means {spec.num_attention_heads * spec.head_dim} "
-             f"rows of q_proj, but layers.0.self_attn.q_proj.weight has {q[0]}", "correct num_attention_heads (or head_dim) in config.json: q_proj rows = heads x head_dim.")
-    g = one("layers.0.mlp.gate_proj.weight")
-    if g and len(g) == 2 and g[0] != spec.intermediate_size:
-        _bad(cfg_file, "intermediate_size", spec.intermediate_size, f"the weights' layers.0.mlp.gate_proj.weight has {g[0]} rows", f"set intermediate_size to {g[0]} in config.json.")
-    head = shapes.get("lm_head.weight")
-    if head and len(head) == 2 and head[0] != spec.vocab_size:
-        _bad(cfg_file, "vocab_size", spec.vocab_size, f"the weights' lm_head.weight has {head[0]} rows", f"set vocab_size to {head[0]} in config.json.")
-    mem = memory_available()
-    rotary = 2 * spec.max_position_embeddings * spec.head_dim * 4          # cos and sin tables in fp32, which exporters build
-    if mem is not None and rotary > mem // 2:
-        _bad(cfg_file, "max_position_embeddings", spec.max_position_embeddings, f"its rotary tables alone would take {rotary/1e9:.1f} GB "
-             f"and {mem/1e9:.1f} GB of memory is available", "set max_position_embeddings to the context the model was trained with (the model card says).")
-
-def check_tokenizer_files(src:Path):
-    "`SourceError` naming the file if a tokenizer file does not parse (the exporter would fail copying it, or the export would not load)."
-    src = Path(src)
-    for name in ("tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
-        f = src/name
-        if not f.exists(): continue
-        try: ok = isinstance(json.loads(f.read_text()), dict)
-        except (ValueError, OSError): ok = False
-        if not ok: raise SourceError(f"{f} is not a JSON object (damaged or truncated).", f"copy {name} again from the model's source.")
-    tj = src/"tokenizer.json"
-    if tj.exists():
-        try:
-            from tokenizers import Tokenizer
-            Tokenizer.from_file(str(tj))
-        except Exception as e:
-            raise SourceError(f"{tj} cannot be read as a tokenizer ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}).",
-                              "copy tokenizer.json again from the model's source.") from None
-
-def check_source(src:Path, spec:ModelSpec, cfg:dict):
-    "Everything above, on a resolved source: shards inside it, config values, sizes against the weights, tokenizer files."
-    check_shards_inside(src)
-    check_config_values(cfg, str(Path(src)/"config.json"))
-    check_against_weights(src, spec)
-    check_tokenizer_files(src)
-
 # %% ../nbs/03_export.ipynb #c012
 @dataclass
 class Plan:
@@ -185,7 +57,7 @@ class Plan:
     execution_provider:str
     overwrite:bool
     route_options:dict=field(default_factory=dict)   # the route's declared options as given (`Route.check_options`)
-    resources:dict|None=None # `quantize.check_resources`: the memory/disk estimate, what was free, whether it fits
+    resources:dict|None=None # `resources.check_resources`: the memory/disk estimate, what was free, whether it fits
     trust_remote_code:bool=False
 
 def _refuse_unsafe_out(src:Path, out:Path):
@@ -255,7 +127,7 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ExportError(f"Cannot create {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
     if not os.access(out.parent, os.W_OK): raise ExportError(f"{out.parent} is not writable. Fix: choose a folder you can write to.")
-    from mistral_onnx.quantize import estimate_export_resources, check_resources, weight_bytes
+    from mistral_onnx.resources import estimate_export_resources, check_resources, weight_bytes
     est = estimate_export_resources(spec, precision, r.name,
                                     low_memory=bool(route_options.get("low_memory", r.option("low_memory").default)) if any(o.name == "low_memory" for o in r.options) else False,
                                     execution_provider=execution_provider, source_bytes=weight_bytes(src) or None,
@@ -597,7 +469,7 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
                   ignore_resource_check=ignore_resource_check, **route_options)
     fn = p.route.load()
     if p.route.name == "builder" and "sampler" not in p.route_options:   # peak memory per stage, into the report
-        from mistral_onnx.quantize import RssSampler
+        from mistral_onnx.memory import RssSampler
         p.route_options["sampler"] = lambda pid: RssSampler(pid).start()
     with Transaction(p.out, overwrite, log, cancel) as t:
         times["load"] = time.time() - t0

@@ -7,8 +7,8 @@ import mistral_onnx
 
 PKG = Path(mistral_onnx.__file__).parent
 
-LAYERS = [("env", "spec"),                                          # facts about the machine and the model
-          ("models", "folder", "published", "recipes"),             # sources, an exported folder, published configs, quantization recipes
+LAYERS = [("env", "spec", "memory"),                                # facts about the machine and the model
+          ("models", "folder", "published", "sources", "resources", "recipes"), # sources and their checks, an exported folder, published configs, estimates, quantization recipes
           ("check", "kv_cache"),                                    # checks and concepts over those
           ("routes", "olive_io", "builder", "torch_route", "olive_routes", "quantize", "adapters"),   # the registry, then the routes
           ("export", "session"),                                    # the front; one decode session over an export
