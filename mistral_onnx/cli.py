@@ -10,6 +10,7 @@ import argparse, json, math, os, signal, stat, sys, time
 from pathlib import Path
 from .env import MistralOnnxError, Cancelled, BadOption
 from .routes import ROUTES, print_progress
+import mistral_onnx.adapters   # declares the builder route's --adapter/--merge options before the parser reads ROUTES
 
 # %% auto #0
 __all__ = ['COMMANDS', 'in_range', 'ranged', 'write_new_file', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo',
@@ -79,6 +80,8 @@ def cmd_check(a) -> int:
     "KV check of an exported folder; exit 1 if anything is wrong."
     from mistral_onnx.check import check_kv
     rep = check_kv(a.out)
+    from mistral_onnx.adapters import check_adapters
+    check_adapters(a.out, rep.spec, rep)   # LoRA inputs and .onnx_adapter files, when the folder has them
     print(rep)
     return 0 if rep.ok else 1
 
@@ -89,7 +92,7 @@ def cmd_generate(a) -> int:
     if a.ep is not None:
         from mistral_onnx.routes import check_provider
         check_provider(a.ep)              # an unknown name, or one this install cannot run, with what to install
-    lm = OnnxLM(ExportFolder(a.out), execution_provider=a.ep)
+    lm = OnnxLM(ExportFolder(a.out), execution_provider=a.ep, adapter=a.adapter)
     for piece in lm.stream(a.prompt, chat=not a.raw, max_new_tokens=a.max_new_tokens, do_sample=a.sample,
                            temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed):
         print(piece, end="", flush=True)
@@ -183,6 +186,11 @@ def route_options_given(a:argparse.Namespace) -> dict:
     out = {}
     for k, v in vars(a).items():
         if not k.startswith("opt_"): continue
+        if isinstance(v, list) and all(isinstance(x, dict) for x in v):
+            keys = [kk for d in v for kk in d]
+            twice = sorted({kk for kk in keys if keys.count(kk) > 1})
+            if twice: raise BadOption(f"--{k[4:].replace('_', '-')} {twice[0]}=... is given twice ({', '.join(str(d[twice[0]]) for d in v if twice[0] in d)}); "
+                                      "one name must mean one value.", f"give each its own name, or drop one of the two.")
         out[k[4:]] = {kk: vv for d in v for kk, vv in d.items()} if isinstance(v, list) and all(isinstance(x, dict) for x in v) else v
     return out
 
@@ -216,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=ranged("--seed", int, lo=0), default=None, help="random seed for sampling (>= 0)")
     g.add_argument("--raw", action="store_true", help="no chat template: continue the text as given")
     g.add_argument("--ep", default=None, help="execution provider (default: the export's own)")
+    g.add_argument("--adapter", default=None, metavar="NAME", help="answer with this LoRA adapter of the folder (exported with --adapter NAME=DIR; default: the base model)")
     g.set_defaults(fn=cmd_generate)
     d = sub.add_parser("demo", help="the whole job on the embedded model: export, check, generate, accuracy")
     d.add_argument("--out", default="mistral-onnx-demo", help="where to export (replaced if present)")
@@ -290,7 +299,8 @@ def cmd_validate(a) -> int:
     seqs = [_sequence(s) for s in a.sequence] if a.sequence else None
     r = validate(a.source, a.out, precision=a.precision, execution_provider=a.ep, sequences=seqs, decode_steps=a.decode_steps,
                  runners=tuple(a.runner or ("onnxruntime", "ortgenai")), accuracy_prompts=a.accuracy_prompts,
-                 quality=a.quality, max_ppl_increase=a.max_ppl_increase, min_top1=a.min_top1, quality_text=a.quality_text)
+                 quality=a.quality, max_ppl_increase=a.max_ppl_increase, min_top1=a.min_top1, quality_text=a.quality_text,
+                 adapter=a.adapter)
     print(json.dumps(r.to_dict(), indent=1) if a.json else r)
     return 0 if r.ok else 1
 
@@ -307,6 +317,7 @@ def _validate_args(s):
     s.add_argument("--max-ppl-increase", type=ranged("--max-ppl-increase", float, lo=0), default=None, help="quality gate: the export's perplexity may exceed the source's by at most this fraction (default: validate.QUALITY_GATES)")
     s.add_argument("--min-top1", type=ranged("--min-top1", float, lo=0, hi=1), default=None, help="quality gate: the smallest top-1 agreement with the source, 0 to 1 (default: validate.QUALITY_GATES)")
     s.add_argument("--quality-text", default="held_out", help="the text quality is judged on: held_out, tuning, or a text file")
+    s.add_argument("--adapter", default=None, metavar="NAME[=PEFT_DIR]", help="compare with this LoRA adapter of the folder active against peft's PeftModel (its peft folder from the report, or PEFT_DIR)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
 
 def cmd_bench(a) -> int:

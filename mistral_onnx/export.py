@@ -17,6 +17,7 @@ from .recipes import RECIPES
 from .folder import ExportFolder
 from .check import check_kv
 from .family import fix_pad_token
+import mistral_onnx.adapters   # declares the builder route's adapter/merge options
 from .sources import refuse_special_files, check_config_values, check_against_weights, check_source
 from .transaction import (Transaction, refuse_out, refuse_existing, atomic_write, install_signal_handlers, SIGNALS,
                                       clean_stale_work, WORK_PREFIX, MARKER, mark, owned)   # moved to `transaction`; names kept here for callers
@@ -103,6 +104,9 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     check_source(src, spec, src_cfg)
     check_builder_config(src_cfg, str(src/"config.json"))          # `tensors`: fields the exporters read unchecked
     for note in dtype_notes(src, src_cfg): progress("load", 0.0, "note: " + note)   # weights stored in another dtype than config.json says
+    if route_options.get("adapter") or route_options.get("merge"):   # LoRA adapters: read and checked against this spec before any work
+        from mistral_onnx.adapters import preflight_adapters
+        preflight_adapters(route_options, spec, precision)
     out = Path(out).expanduser().absolute()
     refuse_out(src, out, overwrite)      # `transaction`: only an export this package wrote is replaced
     refuse_existing(out, overwrite)
@@ -260,7 +264,10 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
         if p.resources: progress("load", 0.9, p.resources["summary"])
         progress("load", 1.0, f"{p.spec.model_type}: {p.spec.num_hidden_layers} layers, {p.spec.num_attention_heads} heads, {p.spec.num_key_value_heads} KV heads")
         t1 = time.time()
-        job = Job(p.route, p.src, p.spec, t.tmp, p.precision, p.execution_provider, log, progress, cancel, t.work, p.route_options,
+        from mistral_onnx.adapters import export_plan
+        src, steps = export_plan(p.src, p.spec, p.route_options, t.work, log)   # adapters: a merged source, or the step that writes them
+        finish = tuple(steps) + tuple(finish)
+        job = Job(p.route, src, p.spec, t.tmp, p.precision, p.execution_provider, log, progress, cancel, t.work, p.route_options,
                   {"hf_remote": "true"} if p.trust_remote_code and p.route.name == "builder" else {})   # the builder refuses repository code unless told
         try: info = fn(job)
         except ExportError as e:                                   # an unknown failure: keep its message and its full log

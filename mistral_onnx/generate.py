@@ -39,7 +39,8 @@ class OnnxLM:
     @typed
     def __init__(self, folder:str|Path|ExportFolder,  # an exported folder
                  execution_provider:str|None=None,    # "cpu", "cuda", or None for the folder's own
-                 check:bool=True):                    # refuse a folder that fails `check_kv` (False: load it anyway)
+                 check:bool=True,                     # refuse a folder that fails `check_kv` (False: load it anyway)
+                 adapter:str|None=None):              # the adapter requests use unless they name one (None or "base": the base model)
         import onnxruntime_genai as og
         self.folder = ExportFolder.of(folder)
         self.genai_config = self.folder.genai_config
@@ -50,6 +51,8 @@ class OnnxLM:
                                             "above; OnnxLM(folder, check=False) loads it anyway.")
         self.session = DecodeSession(self.folder, execution_provider)   # the model, its tokenizer, the cache rule, adapters
         self.model, self.tokenizer = self.session.model, self.session.tokenizer
+        from mistral_onnx.adapters import resolve_adapter
+        resolve_adapter(self.session, adapter); self.adapter = adapter   # an adapter the folder lacks is refused here, naming the ones it has
         m = self.genai_config["model"]
         self.context_length, self.window = self.session.context_length, self.session.window
         self.vocab_size = m.get("vocab_size")
@@ -91,7 +94,8 @@ def stream_ids(self:OnnxLM, ids:list,
                max_new_tokens:int=64,    # stop after this many new tokens
                do_sample:bool=False,     # greedy when False
                temperature:float=1.0, top_k:int=50, top_p:float=1.0,
-               seed:int|None=None):      # random seed for sampling
+               seed:int|None=None,       # random seed for sampling
+               adapter:str|None=None):   # this request's adapter (None: the one OnnxLM was given; "base": none)
     "Yield new token ids one at a time, decoding through the KV cache."
     import onnxruntime_genai as og
     if not ids: raise GenerationError("The prompt is empty. Fix: give at least one token of text.")
@@ -113,7 +117,10 @@ def stream_ids(self:OnnxLM, ids:list,
         try: return step(*a)
         except Exception as e: raise CheckError(f"ONNX Runtime GenAI failed running {self.folder.path}: {' '.join(str(e).split())[:600]}.",
                                                 "run `mistral-onnx check` on the folder, or export again.") from None
-    gen = run(lambda: self.session.generator(ids, want - len(ids), **opts))   # the prompt appended the way the folder's cache needs
+    adapter = self.adapter if adapter is None else adapter
+    from mistral_onnx.adapters import resolve_adapter
+    resolve_adapter(self.session, adapter)   # refused before any work
+    gen = run(lambda: self.session.generator(ids, want - len(ids), adapter=adapter, **opts))   # the prompt appended the way the folder's cache needs
     if not np.isfinite(np.asarray(gen.get_logits())).all():   # once, after the prompt: broken weights answer nothing, silently
         raise GenerationError(f"The model's logits are NaN or infinite after the prompt: the weights of {self.folder.path} are broken.",
                               "export again from good weights; `mistral-onnx validate SOURCE OUT` compares an export with PyTorch.")
@@ -162,6 +169,6 @@ def tokenizer_mismatches(lm:OnnxLM,     # a loaded export
 
 # %% ../nbs/07_generate.ipynb #c025
 @patch
-def answers(self:OnnxLM, prompts:list, max_new_tokens:int=16) -> list:
-    "Greedy answers to a list of user messages."
-    return [self.generate(p, max_new_tokens=max_new_tokens) for p in prompts]
+def answers(self:OnnxLM, prompts:list, max_new_tokens:int=16, adapter:str|None=None) -> list:
+    "Greedy answers to a list of user messages (with `adapter`, or the one OnnxLM was given)."
+    return [self.generate(p, max_new_tokens=max_new_tokens, adapter=adapter) for p in prompts]

@@ -10,7 +10,7 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/session.html.md"""
 from __future__ import annotations
 from pathlib import Path
 from .env import BadOption
-from .folder import ExportFolder
+from .folder import ExportFolder, CheckError
 from .builder import append_prompt
 
 # %% auto #0
@@ -37,6 +37,8 @@ class DecodeSession:
         self.context_length, self.window = self.folder.context_length, self.folder.sliding_window
         self.ring = self.folder.window_cache == "ring"
         self.adapters, self.adapter_names = None, []
+        from mistral_onnx.adapters import folder_adapters
+        for name, path in folder_adapters(self.folder).items(): self.load_adapter(name, path)   # the export's adapters (`check` checks them)
     def __repr__(self): return f"DecodeSession({str(self.folder.path)!r}, context_length={self.context_length}, adapters={self.adapter_names})"
     def max_length(self, total:int) -> int:
         "`max_length(total, window, context)` for this folder."
@@ -54,7 +56,9 @@ class DecodeSession:
         "Load an `.onnx_adapter` file under `name`, once per session."
         if name in self.adapter_names: raise BadOption(f"adapter name {name!r} is loaded twice.", "give each adapter its own name.")
         if self.adapters is None: self.adapters = self.og.Adapters(self.model)
-        self.adapters.load(str(path), name)
+        try: self.adapters.load(str(path), name)
+        except Exception as e: raise CheckError(f"ONNX Runtime GenAI could not load adapter {name!r} from {path}: {str(e)[:300]}.",
+                                                "run `mistral-onnx check` on the folder, or export again with --adapter.") from None
         self.adapter_names.append(name)
     def generator(self, ids:list,              # the prompt's token ids (one sequence)
                   max_new_tokens:int,          # tokens to leave room for
@@ -62,6 +66,8 @@ class DecodeSession:
                   params=None,                 # `og.GeneratorParams` made by the caller (default: `params(len(ids) + max_new_tokens)`)
                   **search_options):
         "An `og.Generator` with the prompt appended (ring-aware) and `adapter` active."
+        from mistral_onnx.adapters import resolve_adapter
+        adapter = resolve_adapter(self, adapter)   # "base"/None: no adapter; an unknown name refused, naming the folder's
         gen = self.og.Generator(self.model, params if params is not None else self.params(len(ids) + max_new_tokens, **search_options))
         if adapter is not None:
             if adapter not in self.adapter_names:

@@ -114,6 +114,7 @@ class GraphRunner:
         b.bind_ortvalue_input("attention_mask", self._ov(np.ones((1, pos + len(new)), dtype=np.int64)))
         if "position_ids" in self.in_names: b.bind_ortvalue_input("position_ids", self._ov(np.arange(pos, pos + len(new), dtype=np.int64)[None]))
         for (pk, pv), (k, v) in zip(self.past, self.cache): b.bind_ortvalue_input(pk, k); b.bind_ortvalue_input(pv, v)
+        for k, v in getattr(self, "feeds", {}).items(): b.bind_ortvalue_input(k, v)   # an adapter's LoRA tensors (`adapters.activate`)
         b.bind_output(self.logits_name, "cpu")
         for (ok_, ov), (k, v) in zip(self.present, self.cache):
             if self.shared: b.bind_ortvalue_output(ok_, k); b.bind_ortvalue_output(ov, v)   # present written into the past buffer
@@ -152,6 +153,7 @@ class GenaiRunner:
         p = self.og.GeneratorParams(self.model)
         p.set_search_options(max_length=min(max(capacity, self.window), self.context))
         self.gen = self.og.Generator(self.model, p)
+        if getattr(self, "adapter", None): self.gen.set_active_adapter(self.adapters, self.adapter)   # `adapters.activate`
         self.gen.append_tokens(ids)
         return np.asarray(self.gen.get_logits()).reshape(-1).astype(np.float32)
 
@@ -422,7 +424,8 @@ def validate(source,                       # the model exported: "embedded", a f
              quality_windows:int=QUALITY_WINDOWS, # windows x tokens scored
              quality_length:int=QUALITY_LENGTH,
              seed:int=0,
-             progress=None                 # callback (stage, fraction, message)
+             progress=None,                # callback (stage, fraction, message)
+             adapter:str|None=None         # a LoRA adapter of the folder (NAME, or NAME=PEFT_DIR): compared against peft's model with it
             ) -> ValidationReport:
     "Compare an export with the PyTorch model it came from; the report says PASS or FAIL per phase."
     progress = progress or (lambda *a: None)
@@ -463,14 +466,24 @@ def validate(source,                       # the model exported: "embedded", a f
         report.phases.append(ph)
     device = "cuda" if ep == "cuda" else "cpu"
     progress("validate", 0.0, "PyTorch reference")
+    if adapter:   # the reference is peft's model with the adapter; the runners run the folder with it active
+        from mistral_onnx.adapters import validation_adapter, peft_reference
+        ad_name, ad_dir, ad_mode = validation_adapter(folder, adapter)
+        reference = peft_reference(src, ad_dir, device, "float16" if device == "cuda" else "float32")
+        report.notes.append(f"adapter {ad_name} ({ad_mode}): compared against peft's PeftModel with {ad_dir}; the client phases and the reversal score are the base model's and were not run")
+        client_phases, accuracy_prompts = False, None
     model = reference or load_reference(src, device, "float16" if device == "cuda" else "float32")
     data = [(_tokens(spec, p + n, seed + k), p, n) for k, (p, n) in enumerate(seqs)]
     refs = [reference_logits(model, ids) for ids, p, n in data]
     from mistral_onnx.models import EMBEDDED_DIR
     embedded = Path(src).resolve() == EMBEDDED_DIR.resolve()   # the task is the embedded model's: other models are not scored on it
-    if precision in ("int4", "int8") and device == "cpu" and embedded and accuracy_prompts is None: accuracy_prompts = 200
+    if precision in ("int4", "int8") and device == "cpu" and embedded and accuracy_prompts is None and not adapter: accuracy_prompts = 200
     for name in runners:
-        try: r = RUNNERS[name](folder, spec, ep)
+        try:
+            r = RUNNERS[name](folder, spec, ep)
+            if adapter and ad_mode == "switch":
+                from mistral_onnx.adapters import activate
+                activate(r, folder, ad_name)
         except Exception as e:
             p = Phase(name, "load", precision); p.error = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"; report.phases.append(p); continue
         _compare(name, r, refs, data, spec, precision, progress, report)

@@ -271,14 +271,18 @@ class ChatPanel(Panel):
         self.mode = W.ToggleButtons(style=STYLE, options=["greedy", "sample"], value="greedy", description="decoding")
         self.temperature = W.FloatSlider(1.0, style=STYLE, min=0.05, max=2.0, step=0.05, description="temperature", disabled=True)
         self.mode.observe(lambda ch: setattr(self.temperature, "disabled", ch["new"] == "greedy"), "value")
+        self.adapter = W.Dropdown(style=STYLE, options=["base"], value="base", description="adapter")   # the folder's LoRA adapters (`adapters.folder_adapters`)
+        self.adapter.add_class("mo-adapter")
+        self.folder.observe(lambda ch: self.refresh_adapters(), "value")
         self.run = W.Button(description="Send", button_style="primary", icon="paper-plane")
         self.answer = W.HTML()
         self.stats = W.HTML()
         for w, c in ((self.folder, "mo-folder"), (self.prompt, "mo-prompt"), (self.run, "mo-run"),
                      (self.answer, "mo-answer"), (self.stats, "mo-stats")): w.add_class(c)
         super().__init__(W.HTML("<b>Chat</b>"), self.folder, self.prompt, W.HBox([self.max_new_tokens, self.mode]),
-                         self.temperature, self.run, self.answer, self.stats)
+                         self.temperature, self.adapter, self.run, self.answer, self.stats)
         self.pieces, self.lm, self._key = [], None, None
+        self.refresh_adapters()
         self.run.on_click(lambda b: self.start())
 
     def model(self) -> OnnxLM:
@@ -305,7 +309,7 @@ class ChatPanel(Panel):
             lm = self.model()
             self.stats.value = "generating..."
             for piece in lm.stream(self.prompt.value, max_new_tokens=self.max_new_tokens.value, do_sample=sample,
-                                   temperature=self.temperature.value):
+                                   temperature=self.temperature.value, adapter=self.adapter.value):
                 self.pieces.append(piece); self._show()
             self._show(done=True)
             s = lm.stats
@@ -313,6 +317,16 @@ class ChatPanel(Panel):
                                 f"{s.prefill_s*1e3:.1f} ms, <b>{s.tokens_per_s:.1f} tokens/s</b></span>")
         def failed(e): self._show(done=True); self.stats.value = error_card(e)
         super().start(work, failed)
+
+    def refresh_adapters(self):
+        "The adapter menu: `base` and the folder's adapters (a merged folder: its one adapter, baked in)."
+        from mistral_onnx.adapters import folder_adapters, merged_adapter
+        folder = Path(self.folder.value.strip()).expanduser()
+        try: names, merged = (list(folder_adapters(folder)), merged_adapter(folder)) if (folder/"genai_config.json").exists() else ([], None)
+        except Exception: names, merged = [], None      # an unreadable report: Send says what is wrong with the folder
+        opts = [merged] if merged else ["base"] + names
+        if list(self.adapter.options) != opts: self.adapter.options = opts; self.adapter.value = opts[0]
+        self.adapter.disabled = len(opts) == 1
 
     @property
     def text(self) -> str: return "".join(self.pieces)
