@@ -12,7 +12,7 @@ LAYERS = [("env", "spec"),                                          # facts abou
           ("check", "kv_cache"),                                    # checks and concepts over those
           ("routes", "olive_io", "builder", "torch_route", "olive_routes", "quantize"),   # the registry, then the routes
           ("export",),                                              # the front
-          ("validate", "generate", "bench", "diagnose", "doctor", "peers"),   # what runs or judges an export
+          ("validate", "generate", "engine", "serve", "bench", "diagnose", "doctor", "peers"),   # what runs or judges an export
           ("widgets", "cli")]                                       # the two faces
 LAYER = {m: i for i, ms in enumerate(LAYERS) for m in ms}
 
