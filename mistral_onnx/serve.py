@@ -6,7 +6,7 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/serve.html.md"""
 
 # %% ../nbs/07b_serve.ipynb #c003
 from __future__ import annotations
-import asyncio, contextlib, json, socket, sys, time, uuid
+import asyncio, contextlib, json, signal, socket, sys, time, uuid
 from pathlib import Path
 from .env import MistralOnnxError, BadOption
 from .engine import Runner, Search, QueueFull, GenerationError, check_messages
@@ -247,8 +247,15 @@ def serve(folder,                          # the exported folder
     print(f"serving {name} at http://{'[' + host + ']' if ':' in host else host}:{bound}/v1 (engine {runner.engine_note}, batch {runner.batch_size}, "
           f"queue {max_queue}); stop with Ctrl-C", flush=True)
     config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=grace, lifespan="on")
-    server = uvicorn.Server(config)
+    class _Server(uvicorn.Server):   # a signal is how a server is meant to stop: do not re-raise it after the clean shutdown (exit 0, not 130)
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self.signals = list(self._captured_signals); self._captured_signals.clear()
+    server = _Server(config)
     try: server.run(sockets=[sock])
     finally: runner.close(); sock.close()
-    print("server stopped", flush=True)
+    how = {signal.SIGINT: " (SIGINT)", signal.SIGTERM: " (SIGTERM)"}.get((getattr(server, "signals", None) or [None])[-1], "")
+    print(f"server stopped{how}", flush=True)
     return 0
