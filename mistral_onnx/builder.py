@@ -9,12 +9,13 @@ from __future__ import annotations
 import json, sys, tempfile
 from pathlib import Path
 from .env import BadOption
-from .spec import ModelSpec
-from .routes import ExportError, run_logged
+from .spec import ModelSpec, is_quantized
+from .recipes import recipe
+from .routes import ExportError, Job, route, run_logged
 
 # %% auto #0
-__all__ = ['WINDOW_CACHES', 'INT4_BLOCK_SIZE', 'CUDA_MAX_BLOCK_SIZE', 'builder_config', 'gqa_attributes', 'use_full_cache',
-           'window_cache_of', 'append_prompt', 'int4_options', 'route_builder']
+__all__ = ['WINDOW_CACHES', 'builder_config', 'gqa_attributes', 'use_full_cache', 'window_cache_of', 'append_prompt',
+           'builder_extra_options', 'route_builder']
 
 # %% ../nbs/03c_builder.ipynb #c006
 def builder_config(cfg:dict) -> dict:
@@ -29,7 +30,7 @@ def builder_config(cfg:dict) -> dict:
     return out
 
 # %% ../nbs/03c_builder.ipynb #c010
-WINDOW_CACHES = ("full", "ring")
+WINDOW_CACHES = route("builder").option("window_cache").choices
 "How a windowed model's cache is kept: `full` (max_length long, GroupQueryAttention masks the window; the default) or `ring` (window long)"
 
 def gqa_attributes(model:str|Path) -> list:   # one {attribute: value} dict per GroupQueryAttention node
@@ -75,7 +76,7 @@ def append_prompt(generator,            # an `onnxruntime_genai.Generator`
 # %% ../nbs/03c_builder.ipynb #c014
 def _builder_stage(spec, precision):
     "Map the builder's log lines to stages: it reads the embedding, each layer, the head; saves; quantizes (int4/int8); writes genai_config."
-    n, quant = spec.num_hidden_layers, precision in ("int4", "int8")
+    n, quant = spec.num_hidden_layers, is_quantized(precision)
     def stage_of(line):
         low = line.lower()
         if "reading embedding" in low: return ("convert", 0.0)
@@ -105,48 +106,22 @@ def _refuse_tied_recipes(spec, extra_options):
 
 def _short(v): return f"[{v[0]!r}] * {len(v)}" if isinstance(v, list) and v and len(set(v)) == 1 else repr(v)
 
-INT4_BLOCK_SIZE = {"cpu": 256, "cuda": 128}
-"int4 weights per block (one scale each), per execution provider, when every MatMul's K is a multiple of it; measured (issue 16)"
-CUDA_MAX_BLOCK_SIZE = 128
-"the largest int4 block ORT's CUDA MatMulNBits takes (onnxruntime-gpu 1.31.1: 'block size 256 is not supported' at the first token)"
-
-def int4_options(spec:ModelSpec,            # the model's shapes
-                 extra_options:dict|None,   # what the user asked for (always wins)
-                 execution_provider:str="cpu"
-                ) -> dict:                  # the builder's --extra_options for int4
-    "The largest measured block size (`INT4_BLOCK_SIZE`, else 128) that divides every MatMul width; else the builder's 32."
-    eo = dict(extra_options or {})
-    if "block_size" in eo or "int4_block_size" in eo: return eo
-    ks = (spec.hidden_size, spec.intermediate_size, spec.num_attention_heads * spec.head_dim)
-    for b in sorted({INT4_BLOCK_SIZE.get(execution_provider, 128), 128}, reverse=True):
-        if all(k and k % b == 0 for k in ks): eo["block_size"] = b; break
+def builder_extra_options(job:Job) -> dict:   # the builder's --extra_options
+    "The recipe's options (int4/int8), then the options declared with a builder key, then `--extra-option` (each wins over the one before); refused where ORT could not run the result."
+    quant = is_quantized(job.precision)
+    r = recipe(job.option("recipe"), job.precision) if quant else None
+    eo = {**(r.builder_options(job.spec, job.execution_provider) if r else {}), **job.builder_keys()}
+    if r: r.refuse(job.execution_provider, int(eo.get("block_size") or eo.get("int4_block_size") or 0) or None)
+    _refuse_tied_recipes(job.spec, eo)
     return eo
 
-def _refuse_cuda_block(extra_options, execution_provider):
-    "An int4 block ORT's CUDA kernel refuses only at the first token: say so before exporting."
-    b = int((extra_options or {}).get("block_size") or (extra_options or {}).get("int4_block_size") or 0)
-    if execution_provider == "cuda" and b > CUDA_MAX_BLOCK_SIZE:
-        raise BadOption(f"int4 block_size {b} with --ep cuda: ORT's CUDA MatMulNBits kernel refuses blocks above {CUDA_MAX_BLOCK_SIZE} "
-                        "when it runs the first token ('block size 256 is not supported', onnxruntime-gpu 1.31.1), so the export would not run.",
-                        f"use --int4-block-size {CUDA_MAX_BLOCK_SIZE} (or leave it out: {INT4_BLOCK_SIZE['cuda']} is the CUDA default).")
-
-def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str,
-                  log, progress, cancel=None,
-                  extra_options:dict|None=None,   # the builder's --extra_options
-                  work:Path|None=None,
-                  window_cache:str="full",         # `full` (default) or `ring`: how a windowed model's cache is kept (`WINDOW_CACHES`)
-                  low_memory:bool=True,            # int4/int8: quantize one weight at a time (`03e_quantize`); other precisions unaffected
-                  sampler=None                     # pid -> memory sampler (e.g. `quantize.RssSampler(pid).start()`), told each stage; its peaks go in the result
-                 ) -> dict:
-    "Export with onnxruntime-genai's model builder into `tmp`."
-    if window_cache not in WINDOW_CACHES:
-        raise BadOption(f"window_cache={window_cache!r} is not a way to keep the cache.", f"use one of {', '.join(WINDOW_CACHES)} "
-                        "(CLI: --window-cache full|ring); `full` is right for every prompt length and batch, `ring` saves memory.")
-    if precision == "int4":
-        extra_options = int4_options(spec, extra_options, execution_provider)
-        _refuse_cuda_block(extra_options, execution_provider)
-    _refuse_tied_recipes(spec, extra_options)
-    work = Path(work or tempfile.mkdtemp(prefix="mo-builder-"))
+def route_builder(job:Job) -> dict:   # what export_report.json records as route_info
+    "Export `job.src` with onnxruntime-genai's model builder into `job.tmp` (options: `ROUTES['builder'].options`)."
+    src, spec, tmp, precision, execution_provider = job.src, job.spec, job.tmp, job.precision, job.execution_provider
+    log, progress, sampler, window_cache = job.log, job.progress, job.option("sampler"), job.option("window_cache")
+    low_memory = job.option("low_memory")
+    extra_options = builder_extra_options(job)
+    work = Path(job.work or tempfile.mkdtemp(prefix="mo-builder-"))
     stage = work/"source"; stage.mkdir(parents=True)
     for f in src.iterdir():
         if f.name != "config.json": (stage/f.name).symlink_to(f.resolve())
@@ -159,12 +134,12 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
     # quantize.builder_main, which with --low-memory quantizes one weight at a time
     cmd = [sys.executable, "-c", "from mistral_onnx.quantize import builder_main; builder_main()", "-i", str(stage), "-o", str(tmp),
            "-p", precision, "-e", execution_provider, "-c", str(work/"cache")]
-    if low_memory and precision in ("int4", "int8"): cmd.append("--low-memory")
+    if low_memory and is_quantized(precision): cmd.append("--low-memory")
     if extra_options: cmd += ["--extra_options"] + [f"{k}={v}" for k, v in extra_options.items()]
     log("$ " + " ".join(cmd))
     progress("convert", 0.0, "model builder started")
     samplers = []
-    rc, tail = run_logged(cmd, log, progress, cancel, _builder_stage(spec, precision), cwd=str(work),
+    rc, tail = run_logged(cmd, log, progress, job.cancel, _builder_stage(spec, precision), cwd=str(work),
                           sampler=(lambda pid: samplers.append(sampler(pid)) or samplers[-1]) if sampler else None)
     if rc != 0 or not (tmp/"model.onnx").exists():
         full = next((l for l in tail if "No space left on device" in l or "Errno 28" in l), None)
@@ -176,7 +151,8 @@ def route_builder(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_p
         raise ExportError(f"onnxruntime-genai's model builder failed (exit {rc}). Last lines:\n  " + "\n  ".join(tail[-12:]), None)   # the export front adds where the full log is kept
     changed = use_full_cache(tmp) if window_cache == "full" else 0
     if changed: log(f"full-length cache: sliding_window_cache = 0 on {changed} GroupQueryAttention nodes, genai_config's sliding_window section removed")
-    info = {"command": cmd, "staged_config": {k: _short(v) for k, v in added.items()},
+    info = {"command": cmd, "extra_options": extra_options, "recipe": recipe(job.option("recipe"), precision).name if is_quantized(precision) else None,
+            "staged_config": {k: _short(v) for k, v in added.items()},
             "layer_types_added": "layer_types" in added, "window_cache": window_cache_of(tmp), "low_memory": low_memory}
     if samplers and hasattr(samplers[0], "stage_peak_rss_bytes"): info["stage_peak_rss_bytes"] = samplers[0].stage_peak_rss_bytes()
     return info

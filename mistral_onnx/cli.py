@@ -13,8 +13,8 @@ from .routes import ROUTES, print_progress
 
 # %% auto #0
 __all__ = ['COMMANDS', 'in_range', 'ranged', 'write_new_file', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo',
-           'cmd_diagnose', 'build_parser', 'main', 'cmd_doctor', 'cmd_validate', 'cmd_bench', 'cmd_generate_many',
-           'cmd_serve']
+           'cmd_diagnose', 'add_route_options', 'route_options_given', 'build_parser', 'main', 'cmd_doctor',
+           'cmd_validate', 'cmd_bench', 'cmd_recipes', 'cmd_generate_many', 'cmd_serve']
 
 # %% ../nbs/10_cli.ipynb #c005
 def _allowed(kind, lo, hi, lo_open, hi_open) -> str:
@@ -75,14 +75,7 @@ def cmd_export(a) -> int:
     if a.tune:
         from mistral_onnx.bench import tune_runtime_options
         finish = (tune_runtime_options,)
-    if a.window_cache and a.route != "builder":
-        raise BadOption(f"--window-cache applies to the builder route only (the {a.route} route keeps its own cache).", "drop --window-cache, or use --route builder.")
-    opts = {"window_cache": a.window_cache} if a.window_cache else {}   # a builder option: other routes do not take it
-    if a.int4_block_size is not None:                                  # a builder option too, and only for int4
-        if a.route != "builder" or a.precision != "int4":
-            raise BadOption(f"--int4-block-size applies to --route builder --precision int4 (got --route {a.route} --precision {a.precision}).",
-                            "drop --int4-block-size, or export int4 with the builder route.")
-        opts["extra_options"] = {"block_size": a.int4_block_size}
+    opts = route_options_given(a)          # the declared route options given on the command line; export checks them
     r = export(a.source, a.out, route=a.route, precision=a.precision, execution_provider=a.ep, overwrite=a.overwrite,
                trust_remote_code=a.trust_remote_code, progress=print_progress, finish=finish,
                log=(lambda s: print("   ", s, flush=True)) if a.verbose else None,
@@ -169,9 +162,37 @@ COMMANDS = {}
 
 def _choices():
     "Routes, precisions and execution providers, read from the route declarations (a registered route adds its own)."
-    precisions = [p for p in ("fp32", "fp16", "bf16", "int4", "int8") if any(p in ps for r in ROUTES.values() for ps in r.precisions.values())]
+    from mistral_onnx.spec import PRECISIONS
+    precisions = [p for p in PRECISIONS if any(p in ps for r in ROUTES.values() for ps in r.precisions.values())]
     eps = sorted({ep for r in ROUTES.values() for ep in r.precisions})
     return list(ROUTES), precisions, eps
+
+def _kv(text:str) -> dict:
+    "`KEY=VALUE` for a dict-typed option, as argparse wants its errors."
+    from mistral_onnx.routes import _parse_kv
+    try: return _parse_kv(text)
+    except BadOption as e: raise argparse.ArgumentTypeError(str(e)) from None
+
+def add_route_options(parser:argparse.ArgumentParser):
+    "One flag per declared route option (`Route.options`; the first declaration of a name decides its type); the help says which routes take it."
+    seen = {}
+    for r in ROUTES.values():
+        for o in r.options:
+            if o.cli: seen.setdefault(o.name, (o, []))[1].append(r.name)
+    for name, (o, routes) in seen.items():
+        where = f"route {', '.join(routes)}" + (f"; --precision {' or '.join(o.precisions)}" if o.precisions else "")
+        kw = dict(dest="opt_" + name, default=argparse.SUPPRESS, help=f"{o.help} [{where}]" + (f" (default: {o.default})" if o.default is not None and o.type is not bool else ""))
+        if o.type is bool: parser.add_argument(o.cli_flag, action=argparse.BooleanOptionalAction, **kw)
+        elif o.type is dict: parser.add_argument(o.cli_flag, action="append", type=_kv, metavar="KEY=VALUE", **kw)
+        else: parser.add_argument(o.cli_flag, type=o.type, choices=o.allowed(), **kw)
+
+def route_options_given(a:argparse.Namespace) -> dict:
+    "The route options given on the command line, by their keyword (repeated KEY=VALUE flags merged into one dict)."
+    out = {}
+    for k, v in vars(a).items():
+        if not k.startswith("opt_"): continue
+        out[k[4:]] = {kk: vv for d in v for kk, vv in d.items()} if isinstance(v, list) and all(isinstance(x, dict) for x in v) else v
+    return out
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mistral-onnx` argument parser with every sub-command."
@@ -182,16 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("source", help="'embedded', a local model folder, or a hub id")
     e.add_argument("out", help="output folder (created; refused if it exists unless --overwrite)")
     e.add_argument("--route", default="builder", choices=routes, help="exporter to use (default: builder; `mistral-onnx doctor` says which work here)")
-    e.add_argument("--precision", default="fp32", choices=precisions, help="what the route exports on this provider (default: fp32)")
+    e.add_argument("--precision", default=None, choices=precisions, help="what the route exports on this provider (default: the recipe's, else fp32)")
     e.add_argument("--ep", default="cpu", choices=eps, help="execution provider (default: cpu)")
     e.add_argument("--overwrite", action="store_true", help="replace OUT once the new export has passed its check")
     e.add_argument("--trust-remote-code", action="store_true", help="allow models whose code lives in their repository")
     e.add_argument("--tune", action="store_true", help="measure runtime options (threads / CUDA graph) and keep the fastest correct one")
-    e.add_argument("--window-cache", choices=["full", "ring"], default=None, help="builder route: how a sliding-window model's cache is kept: "
-                   "full (default; right for every prompt length, batch and max_length) or ring (window-long, less memory)")
-    e.add_argument("--int4-block-size", type=int, choices=[16, 32, 64, 128, 256], default=None,
-                   help="builder int4: weights per scale (default: 128 where every matrix width allows, else the builder's 32); "
-                   "larger blocks decode faster and lose more accuracy")
+    add_route_options(e)                 # --recipe, --window-cache, --int4-block-size, --extra-option, ...: each declared once, on its route
     e.add_argument("--ignore-resource-check", action="store_true", help="start even when the memory/disk estimate says the export will not fit")
     e.add_argument("-v", "--verbose", action="store_true", help="print the exporter's log")
     e.set_defaults(fn=cmd_export)
@@ -328,6 +345,18 @@ def _bench_args(s):
 
 COMMANDS["validate"] = ("compare an export with the PyTorch model: prefill, cached decode, past the window; exit 1 on failure", _validate_args, cmd_validate)
 COMMANDS["bench"] = ("side-by-side speed: ORT GenAI, the graph, transformers with/without cache", _bench_args, cmd_bench)
+
+# %% ../nbs/10_cli.ipynb #ld8135b8
+def cmd_recipes(a) -> int:
+    "List the quantization recipes with their declarations and measured quality (`recipes.recipe_table`)."
+    from mistral_onnx.recipes import recipe_table, RECIPES, MEASURED
+    if a.json: print(json.dumps({n: {"precision": r.precision, "block_size": r.block_size, "algorithm": r.algorithm, "symmetric": r.symmetric,
+                                     "mixed_precision": r.mixed_precision, "help": r.help, "measured": MEASURED.get(n, {})} for n, r in RECIPES.items()}, indent=1))
+    else: print(recipe_table())
+    return 0
+
+COMMANDS["recipes"] = ("quantization recipes (use one with `export --recipe NAME`): what each keeps, measured quality and size",
+                       lambda s: s.add_argument("--json", action="store_true", help="print them as JSON"), cmd_recipes)
 
 # %% ../nbs/10_cli.ipynb #serve-code
 def _generate_more_args(g):

@@ -6,22 +6,24 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/export.html.md"""
 
 # %% ../nbs/03_export.ipynb #c003
 from __future__ import annotations
-import atexit, errno, json, math, os, re, shutil, signal, stat, tempfile, threading, time
+import atexit, errno, json, os, re, shutil, signal, stat, tempfile, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from .env import Cancelled, versions
 from .spec import ModelSpec
-from .models import resolve_source, TOKENIZER_FILES, SourceError, weight_shapes
-from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, check_provider
-from .folder import ExportFolder, CheckError, inside
+from .models import resolve_source, TOKENIZER_FILES, SourceError
+from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, check_provider, Job
+from .recipes import RECIPES
+from .folder import ExportFolder
 from .check import check_kv
-from .quantize import memory_available
+from .family import fix_pad_token
+from .sources import refuse_special_files, check_config_values, check_against_weights, check_source
+from .transaction import (Transaction, refuse_out, refuse_existing, atomic_write, install_signal_handlers, SIGNALS,
+                                      clean_stale_work, WORK_PREFIX, MARKER, mark, owned)   # moved to `transaction`; names kept here for callers
 
 # %% auto #0
-__all__ = ['WORK_PREFIX', 'SIGNALS', 'runtime_options', 'apply_runtime_options', 'refuse_special_files', 'check_shards_inside',
-           'check_config_values', 'check_against_weights', 'check_tokenizer_files', 'check_source', 'Plan',
-           'refuse_existing', 'preflight', 'clean_stale_work', 'install_signal_handlers', 'Transaction',
-           'finish_folder', 'command', 'nonfinite_weights', 'export_report', 'ExportResult', 'export']
+__all__ = ['runtime_options', 'apply_runtime_options', 'Plan', 'preflight', 'finish_folder', 'command', 'nonfinite_weights',
+           'export_report', 'ExportResult', 'export']
 
 # %% ../nbs/03_export.ipynb #c006
 def runtime_options(execution_provider:str) -> dict:
@@ -42,133 +44,6 @@ def apply_runtime_options(gcfg:dict, execution_provider:str, opts:dict|None=None
         else: entries.append({name: dict(po)})
     return gcfg
 
-# %% ../nbs/03_export.ipynb #c009
-_SOURCE_FILES = re.compile(r"(config|generation_config|tokenizer.*|special_tokens_map|.*\.safetensors(\.index\.json)?|pytorch_model.*\.bin|.*\.model|chat_template\.jinja)(\.json)?")
-
-def _what_it_is(mode:int) -> str:
-    return ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else
-            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a folder" if stat.S_ISDIR(mode) else "not a regular file")
-
-def refuse_special_files(folder:Path # a local model folder, before anything in it is opened
-                        ):
-    "`SourceError` if a file an exporter reads (config, weights, tokenizer) is a FIFO, socket, device or folder: reading one would hang."
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise SourceError(f"{folder} is {_what_it_is(folder.stat().st_mode) if not folder.is_file() else 'a file'}, not a model folder.",
-                          "pass the folder that holds config.json, the weights and the tokenizer.")
-    for f in folder.iterdir():
-        if not _SOURCE_FILES.fullmatch(f.name): continue
-        try: mode = f.stat().st_mode                     # follows links: a link to a FIFO is a FIFO
-        except OSError: continue                         # a broken link: resolve_source names the missing file
-        if not stat.S_ISREG(mode):
-            raise SourceError(f"{f} is {_what_it_is(mode)}, not a file; reading it as a model file would hang or fail.",
-                              "replace it with the real file from the model's source.")
-        if not os.access(f, os.R_OK):
-            raise SourceError(f"{f} cannot be read (permission denied).", f"make it readable (`chmod a+r {f.name}`) or copy the model to a folder you own.")
-
-def _inside_source(src:Path, name:str, what:str) -> Path:
-    "The path of `name` inside the model folder `src` (`folder.inside`, the rule every exported folder's files follow), else `SourceError`."
-    try: return inside(src, name, "safetensors shard", "download the model again: a model folder's shards lie in it, named relative to it.")
-    except CheckError as e: raise SourceError(f"{what}: {e.problem}", e.fix) from None
-
-def check_shards_inside(src:Path):
-    "`SourceError` if `model.safetensors.index.json` names a shard outside the model folder."
-    idx = Path(src)/"model.safetensors.index.json"
-    if not idx.exists(): return
-    try: shards = sorted(set(json.loads(idx.read_text())["weight_map"].values()))
-    except (ValueError, KeyError, TypeError, AttributeError): return   # resolve_source reports a damaged index
-    for s in shards: _inside_source(src, s, f"{idx} names the shard {s!r}")
-
-def _bad(cfg_file, key, value, want, fix=None):
-    raise SourceError(f"{cfg_file}: `{key}` is {value!r}; {want}.", fix or f"correct `{key}` in config.json (copy it from the model card).")
-
-def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
-
-def check_config_values(cfg:dict,      # a config.json as read
-                        cfg_file:str   # where it was read, for the message
-                       ):
-    "`SourceError` naming the field for a config value of the wrong type or out of range that an exporter would trip on, or export wrong."
-    if not isinstance(cfg, dict): return                               # ModelSpec says what a config must be
-    for k in ("num_hidden_layers", "num_attention_heads", "num_key_value_heads", "hidden_size", "intermediate_size", "vocab_size",
-              "max_position_embeddings", "head_dim"):
-        v = cfg.get(k)
-        if v is not None and not (_is_int(v) and v > 0): _bad(cfg_file, k, v, "it must be a positive integer")
-    sw = cfg.get("sliding_window")
-    if sw is not None and not (_is_int(sw) and sw >= 0):
-        _bad(cfg_file, "sliding_window", sw, "it must be a positive number of tokens (or null for full attention)")
-    for k in ("rms_norm_eps", "rope_theta"):
-        v = cfg.get(k)
-        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
-            _bad(cfg_file, k, v, "it must be a positive number")
-    for k in ("bos_token_id", "eos_token_id", "pad_token_id"):
-        v = cfg.get(k)
-        ids = v if isinstance(v, list) else [v]
-        if v is not None and not all(_is_int(i) and i >= 0 for i in ids): _bad(cfg_file, k, v, "it must be a token id (an integer >= 0) or a list of them")
-    if "tie_word_embeddings" in cfg and not isinstance(cfg["tie_word_embeddings"], bool):
-        _bad(cfg_file, "tie_word_embeddings", cfg["tie_word_embeddings"], "it must be true or false")
-    lt = cfg.get("layer_types")
-    if lt is not None and not (isinstance(lt, list) and all(x in ("sliding_attention", "full_attention") for x in lt)):
-        _bad(cfg_file, "layer_types", lt if not isinstance(lt, list) or len(lt) < 4 else f"{lt[:3]} ...", "it must list 'sliding_attention' or 'full_attention' per layer")
-    if isinstance(lt, list) and _is_int(cfg.get("num_hidden_layers")) and len(lt) != cfg["num_hidden_layers"]:
-        _bad(cfg_file, "layer_types", f"a list of {len(lt)}", f"it needs one entry per layer (num_hidden_layers is {cfg['num_hidden_layers']})")
-
-
-def check_against_weights(src:Path,       # the model folder
-                          spec:ModelSpec   # its spec
-                         ):
-    "`SourceError` if config.json's sizes disagree with the weights' shapes (safetensors headers only), or its context cannot fit in memory."
-    cfg_file = Path(src)/"config.json"
-    shapes = weight_shapes(src)
-    def one(suffix): return next((s for n, s in shapes.items() if n.endswith(suffix)), None)
-    layers = {int(m.group(1)) for n in shapes for m in [re.search(r"layers\.(\d+)\.", n)] if m}
-    if layers and spec.num_hidden_layers != max(layers) + 1:
-        _bad(cfg_file, "num_hidden_layers", spec.num_hidden_layers, f"the weights hold {max(layers) + 1} layers (layers.0 ... layers.{max(layers)})",
-             f"set num_hidden_layers to {max(layers) + 1} in config.json.")
-    emb = one("embed_tokens.weight")
-    if emb and len(emb) == 2:
-        if emb[0] != spec.vocab_size: _bad(cfg_file, "vocab_size", spec.vocab_size, f"the weights' embed_tokens.weight has {emb[0]} rows", f"set vocab_size to {emb[0]} in config.json.")
-        if emb[1] != spec.hidden_size: _bad(cfg_file, "hidden_size", spec.hidden_size, f"the weights' embed_tokens.weight has {emb[1]} columns", f"set hidden_size to {emb[1]} in config.json.")
-    q = one("layers.0.self_attn.q_proj.weight")
-    if q and len(q) == 2 and q[0] != spec.num_attention_heads * spec.head_dim:
-        _bad(cfg_file, "num_attention_heads", spec.num_attention_heads, f"with head_dim {spec.head_dim} that means {spec.num_attention_heads * spec.head_dim} "
-             f"rows of q_proj, but layers.0.self_attn.q_proj.weight has {q[0]}", "correct num_attention_heads (or head_dim) in config.json: q_proj rows = heads x head_dim.")
-    g = one("layers.0.mlp.gate_proj.weight")
-    if g and len(g) == 2 and g[0] != spec.intermediate_size:
-        _bad(cfg_file, "intermediate_size", spec.intermediate_size, f"the weights' layers.0.mlp.gate_proj.weight has {g[0]} rows", f"set intermediate_size to {g[0]} in config.json.")
-    head = shapes.get("lm_head.weight")
-    if head and len(head) == 2 and head[0] != spec.vocab_size:
-        _bad(cfg_file, "vocab_size", spec.vocab_size, f"the weights' lm_head.weight has {head[0]} rows", f"set vocab_size to {head[0]} in config.json.")
-    mem = memory_available()
-    rotary = 2 * spec.max_position_embeddings * spec.head_dim * 4          # cos and sin tables in fp32, which exporters build
-    if mem is not None and rotary > mem // 2:
-        _bad(cfg_file, "max_position_embeddings", spec.max_position_embeddings, f"its rotary tables alone would take {rotary/1e9:.1f} GB "
-             f"and {mem/1e9:.1f} GB of memory is available", "set max_position_embeddings to the context the model was trained with (the model card says).")
-
-def check_tokenizer_files(src:Path):
-    "`SourceError` naming the file if a tokenizer file does not parse (the exporter would fail copying it, or the export would not load)."
-    src = Path(src)
-    for name in ("tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
-        f = src/name
-        if not f.exists(): continue
-        try: ok = isinstance(json.loads(f.read_text()), dict)
-        except (ValueError, OSError): ok = False
-        if not ok: raise SourceError(f"{f} is not a JSON object (damaged or truncated).", f"copy {name} again from the model's source.")
-    tj = src/"tokenizer.json"
-    if tj.exists():
-        try:
-            from tokenizers import Tokenizer
-            Tokenizer.from_file(str(tj))
-        except Exception as e:
-            raise SourceError(f"{tj} cannot be read as a tokenizer ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}).",
-                              "copy tokenizer.json again from the model's source.") from None
-
-def check_source(src:Path, spec:ModelSpec, cfg:dict):
-    "Everything above, on a resolved source: shards inside it, config values, sizes against the weights, tokenizer files."
-    check_shards_inside(src)
-    check_config_values(cfg, str(Path(src)/"config.json"))
-    check_against_weights(src, spec)
-    check_tokenizer_files(src)
-
 # %% ../nbs/03_export.ipynb #c012
 @dataclass
 class Plan:
@@ -182,49 +57,30 @@ class Plan:
     precision:str
     execution_provider:str
     overwrite:bool
-    route_options:dict=field(default_factory=dict)
-    resources:dict|None=None # `quantize.check_resources`: the memory/disk estimate, what was free, whether it fits
-
-def _refuse_unsafe_out(src:Path, out:Path):
-    "Never write into the source, never replace a parent of it, and replace only a folder that is an export (or empty)."
-    s = Path(src).resolve(); o = out.resolve()
-    if o == s or s in o.parents or o in s.parents:
-        raise ExportError(f"The output {out} {'is' if o == s else 'is inside' if s in o.parents else 'contains'} the source model "
-                          f"folder {src}; mistral_onnx never modifies or replaces a source. Fix: choose an output folder outside it.")
-    if out.is_symlink():
-        raise ExportError(f"{out} is a symbolic link (to {os.readlink(out)}); an export never replaces a link or writes through one.",
-                          f"pass the folder it points to ({o}) as the output, or remove the link first.")
-    if out.exists():
-        if not out.is_dir(): raise ExportError(f"{out} exists and is a file, not an export folder. Fix: choose another output folder.")
-        if any(out.iterdir()) and not ((out/"genai_config.json").exists() or (out/"export_report.json").exists()):
-            raise ExportError(f"{out} exists and is not an export folder (no genai_config.json), so --overwrite will not replace it. "
-                              "Fix: choose another output folder, or delete it yourself if it is really meant to go.")
-
-def refuse_existing(out:Path, overwrite:bool):
-    "`ExportError` if `out` exists and `overwrite` is not set."
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists. Fix: choose another folder, or pass overwrite=True (CLI: --overwrite); "
-                          "the old folder is replaced only once the new export has passed its check.")
+    route_options:dict=field(default_factory=dict)   # the route's declared options as given (`Route.check_options`)
+    resources:dict|None=None # `resources.check_resources`: the memory/disk estimate, what was free, whether it fits
+    trust_remote_code:bool=False
 
 def preflight(source:str|Path,               # "embedded", a model folder, or a hub id
               out:str|Path,                  # folder to create
               route_name:str|Route="builder",# a name in `ROUTES`
-              precision:str="fp32",          # what the route exports (see its declaration)
+              precision:str|None=None,       # what the route exports (see its declaration); None: the recipe's, else fp32
               execution_provider:str="cpu",  # cpu or cuda
               overwrite:bool=False,          # an existing export may be replaced
               trust_remote_code:bool=False,  # allow models whose code lives in their repository
               progress=None,                 # callback (stage, fraction, message)
               ignore_resource_check:bool=False, # start even if the memory/disk estimate does not fit
-              **route_options                # passed to the route
+              **route_options                # the route's options (`Route.options`), checked against their declarations
              ) -> Plan:
     "Every refusal that can be made before work starts; the `Plan` of an export that can."
     progress = progress or (lambda *a: None)
     r = route(route_name)
+    rec = route_options.get("recipe")
+    if precision is None: precision = RECIPES[rec].precision if isinstance(rec, str) and rec in RECIPES else "fp32"
+    route_options = r.check_options(route_options, precision)
     r.check_target(precision, execution_provider)
     r.require()
     check_provider(execution_provider)
-    if trust_remote_code and r.name == "builder":   # the builder refuses repository code unless told (hf_remote)
-        route_options["extra_options"] = {**(route_options.get("extra_options") or {}), "hf_remote": "true"}
     progress("load", 0.0, f"resolving {source}")
     local = Path(str(source)).expanduser()
     if str(source) != "embedded" and local.exists():      # before anything in it is opened: a FIFO config.json would hang
@@ -243,243 +99,45 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     spec = ModelSpec.from_config(src_cfg)
     check_source(src, spec, src_cfg)
     out = Path(out).expanduser().absolute()
-    _refuse_unsafe_out(src, out)
+    refuse_out(src, out, overwrite)      # `transaction`: only an export this package wrote is replaced
     refuse_existing(out, overwrite)
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ExportError(f"Cannot create {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
     if not os.access(out.parent, os.W_OK): raise ExportError(f"{out.parent} is not writable. Fix: choose a folder you can write to.")
-    from mistral_onnx.quantize import estimate_export_resources, check_resources, weight_bytes
+    from mistral_onnx.resources import estimate_export_resources, check_resources, weight_bytes
     est = estimate_export_resources(spec, precision, r.name,
-                                    low_memory=bool(route_options.get("low_memory", True)) if r.name == "builder" else False,   # the builder's default
+                                    low_memory=bool(route_options.get("low_memory", r.option("low_memory").default)) if any(o.name == "low_memory" for o in r.options) else False,
                                     execution_provider=execution_provider, source_bytes=weight_bytes(src) or None,
                                     replacing_bytes=_dir_bytes(out) if overwrite and out.is_dir() else 0)
     res = check_resources(est, out, ignore=ignore_resource_check, what=f"Exporting {source} ({precision}, {r.name})")
     fr = res["free"]
     res["summary"] = (f"estimate: {est}; free: " + (f"{fr['memory_available_bytes']/1e9:.1f} GB memory, " if fr.get("memory_available_bytes") else "")
                       + f"{fr['disk_free_bytes']/1e9:.1f} GB disk")   # printed once the transaction owns the output (a broken pipe then cleans up)
-    return Plan(r, str(source), src, spec, src_cfg, out, precision, execution_provider, overwrite, route_options, res)
-
-# %% ../nbs/03_export.ipynb #c015
-def _lock(out:Path):
-    "Take `.NAME.lock` beside `out` with `flock`: the kernel frees it when the holder dies, so a killed export never blocks the next."
-    import fcntl
-    lock = out.parent/f".{out.name}.lock"
-    while True:
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try: pid = os.read(fd, 32).decode().strip() or "?"
-            except OSError: pid = "?"
-            os.close(fd)
-            raise ExportError(f"Another export to {out} is running (pid {pid}). Fix: wait for it to finish, or export to another folder.") from None
-        try: same = os.fstat(fd).st_ino == os.stat(lock).st_ino
-        except FileNotFoundError: same = False
-        if same: break                       # else the holder removed this file as we opened it: take the new one
-        os.close(fd)
-    os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
-    return lock, fd
-
-def _unlock(lock, fd):
-    lock.unlink(missing_ok=True); os.close(fd)
-
-def _beside(out:Path, kind:str) -> list:
-    "Entries beside `out` named exactly `.NAME.kind-SUFFIX`, compared as strings (a name with `[`, `*` or `?` is a name, never a pattern)."
-    pre = f".{out.name}.{kind}-"
-    suffix = {"old": r"\d+", "partial": r"[a-z0-9_]{8}"}[kind]        # `os.getpid()`; `tempfile.mkdtemp`'s random part
-    try: names = os.listdir(out.parent)
-    except OSError: return []
-    return sorted(out.parent/n for n in names if n.startswith(pre) and re.fullmatch(suffix, n[len(pre):]))
-
-def _clean_stale(out:Path, log):
-    "With the lock held, whatever a killed export of this very `out` left beside it is stale: restore an old folder caught mid-swap, remove the rest."
-    for x in _beside(out, "old"):
-        if not out.exists() and not out.is_symlink(): x.rename(out); log(f"restored {out} from {x.name}, left by an export killed while swapping folders")
-        else: shutil.rmtree(x, ignore_errors=True); log(f"removed {x.name}, left by a killed export")
-    for x in _beside(out, "partial"):
-        if x.is_dir() and not x.is_symlink(): shutil.rmtree(x, ignore_errors=True)
-        else: x.unlink(missing_ok=True)
-        log(f"removed {x.name}, left by a killed export")
-
-WORK_PREFIX = "mo-work-"
-"Scratch folders in `$TMPDIR`; each holds a `.owner` file its export keeps locked, so the next export can tell a dead one's"
-
-def _make_work() -> tuple:
-    "A scratch folder in `$TMPDIR` and the locked descriptor of its `.owner` file (the kernel drops the lock when the export dies)."
-    import fcntl
-    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
-    fd = os.open(work/".owner-new", os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode())
-    os.rename(work/".owner-new", work/".owner")      # `.owner` appears already locked: no other export can see it free
-    return work, fd
-
-def clean_stale_work(log=None) -> list:   # the folders removed
-    "Remove `$TMPDIR/mo-work-*` folders of this user whose export died (SIGKILL, power loss): their `.owner` lock is free."
-    import fcntl
-    log = log or (lambda s: None)
-    tmp, removed = Path(tempfile.gettempdir()), []
-    try: names = [n for n in os.listdir(tmp) if n.startswith(WORK_PREFIX)]
-    except OSError: return removed
-    for n in names:
-        d = tmp/n
-        try:
-            st = os.lstat(d)
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid(): continue       # only our own folders, never through a link
-            fd = os.open(d/".owner", os.O_RDWR | os.O_NOFOLLOW)
-        except OSError: continue                                                           # no owner file: not provably ours, left alone
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            shutil.rmtree(d, ignore_errors=True); removed.append(d); log(f"removed {d}, left by a killed export")
-        except BlockingIOError: pass                                                       # its export is running
-        finally: os.close(fd)
-    return removed
-
-def _exchange(a:Path, b:Path) -> bool:
-    "Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0   # AT_FDCWD, RENAME_EXCHANGE
-    except (AttributeError, OSError): return False
-
-def _swap_in(tmp:Path, out:Path):
-    "Put the finished `tmp` at `out`. An existing `out` is exchanged atomically where possible, else renamed aside first."
-    if not out.exists(): tmp.rename(out); return
-    if _exchange(tmp, out): shutil.rmtree(tmp, ignore_errors=True); return   # tmp now holds the old export
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    out.rename(old); tmp.rename(out); shutil.rmtree(old, ignore_errors=True)
-
-def _umask() -> int:
-    "The process umask, read without changing it where Linux says it (`/proc/self/status`)."
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"): return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError): pass
-    m = os.umask(0o022); os.umask(m); return m
-
-def _set_mode(d:Path, like:Path|None):
-    "Give the new folder `d` the mode, owner and group of the folder it replaces, else what `mkdir` would (0777 less the umask, setgid kept)."
-    st = os.stat(d)
-    if like is not None:
-        old = os.stat(like)
-        for uid, gid in ((old.st_uid, old.st_gid), (-1, old.st_gid)):
-            try: os.chown(d, uid, gid); break
-            except OSError: pass                   # not root: keep our own owner; the group too if we are not in it
-        os.chmod(d, stat.S_IMODE(old.st_mode))
-    else: os.chmod(d, (0o777 & ~_umask()) | (st.st_mode & stat.S_ISGID))
-
-_STOP = []          # signals received while an export's handlers are installed (a second one is ignored while cleaning up)
-_LIVE = set()       # transactions in progress, for the interpreter's exit
-
-def _on_signal(signum, frame):
-    "SIGINT, SIGTERM, SIGHUP: the first stops the export (as Ctrl-C does); more, while it cleans up, are ignored."
-    if _STOP: return
-    _STOP.append(signum)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
-
-def install_signal_handlers() -> dict:   # the handlers replaced
-    "Make SIGINT, SIGTERM and SIGHUP stop work once, cleanly (the CLI calls it first; `Transaction` does it in the main thread)."
-    _STOP.clear()
-    return {s: signal.signal(s, _on_signal) for s in SIGNALS}
-
-def _at_exit():
-    "The interpreter is leaving with an export running (a panel's thread): stop it, and remove what it wrote."
-    for t in list(_LIVE): t.abandon()
-atexit.register(_at_exit)
-
-class Transaction:
-    "Own the output folder for one export: lock, stale clean-up, temporary folders, atomic swap; nothing left on failure."
-    def __init__(self, out:Path,          # the absolute output folder
-                 overwrite:bool=False,    # an existing export may be replaced
-                 log=None,                # callback for each log line
-                 cancel:threading.Event|None=None # set when the interpreter leaves mid-export (the route watches it)
-                ):
-        self.out, self.overwrite, self.log, self.cancel = Path(out), overwrite, log or (lambda s: None), cancel
-        self.tmp = self.work = self._lock = self._work_fd = self._old = None
-        self._mu = threading.Lock()
-    def __enter__(self):
-        try: self._lock = _lock(self.out)
-        except OSError as e: raise ExportError(f"Cannot write in {self.out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
-        try:
-            if threading.current_thread() is threading.main_thread(): self._old = install_signal_handlers()
-            _clean_stale(self.out, self.log)
-            clean_stale_work(self.log)
-            refuse_existing(self.out, self.overwrite)   # again, under the lock: another export may have just finished it
-            _LIVE.add(self)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
-            _set_mode(self.tmp, self.out if self.out.exists() else None)
-            self.work, self._work_fd = _make_work()
-        except BaseException as e:
-            self.__exit__(type(e), e, None); raise
-        return self
-    def commit(self):
-        "Put the finished temporary folder in place of `out`."
-        with self._mu:
-            if self.tmp is None: raise Cancelled("Export abandoned (the interpreter is exiting); nothing was written.")
-            _swap_in(self.tmp, self.out)
-    def _clean(self):
-        "Remove the temporary and scratch folders and free the lock (once)."
-        with self._mu:
-            for d in (self.tmp, self.work):
-                if d is not None and d.exists(): shutil.rmtree(d, ignore_errors=True)
-            self.tmp = self.work = None
-            if self._work_fd is not None: os.close(self._work_fd); self._work_fd = None
-            if self._lock: _unlock(*self._lock); self._lock = None
-            _LIVE.discard(self)
-    def abandon(self):
-        "Stop the route (its cancel event) and clean up now: the interpreter is exiting while a thread runs this export."
-        if self.cancel is not None: self.cancel.set()
-        tmp, work = self.tmp, self.work
-        self._clean()
-        quiet = 0
-        for _ in range(30):   # the route's watcher stops the exporter within 0.2 s; until then it may write again: remove what comes back
-            time.sleep(0.1)
-            back = [d for d in (tmp, work) if d is not None and d.exists()]
-            quiet = 0 if back else quiet + 1
-            if quiet >= 5: break
-            for d in back: shutil.rmtree(d, ignore_errors=True)
-    def __exit__(self, typ, e, tb):
-        interrupted = typ is not None and issubclass(typ, KeyboardInterrupt)
-        if self._old is not None: _STOP.append("cleaning up")               # a signal now is ignored: the clean-up finishes
-        try: self._clean()
-        finally:
-            if self._old is not None:
-                for s, h in self._old.items(): signal.signal(s, h)
-                self._old = None
-                if not interrupted: _STOP.clear()
-        if interrupted:
-            raise Cancelled("Export interrupted; the partial folder was removed and nothing was written.") from None
-        if typ is not None and issubclass(typ, OSError) and e.errno == errno.EPIPE:
-            raise ExportError(f"The program reading this command's output exited (broken pipe), so the export stopped. Nothing was left at {self.out}.",
-                              "let the output go to the terminal or to a file (`> export.log`), or keep the reader running to the end.") from None
-        if typ is not None and issubclass(typ, OSError):
-            fix = {errno.ENOSPC: "free space on that disk (an export needs about twice the weights' size) or choose a folder on another disk",
-                   errno.EDQUOT: "free space within your quota or choose another folder",
-                   errno.EROFS: "choose a folder on a writable file system"}.get(
-                       e.errno, "choose a folder you can write to, with free space")
-            raise ExportError(f"Writing the export failed ({e.strerror or e}: {e.filename or self.out.parent}). Nothing was left at {self.out}.",
-                              fix + ".") from None
-        return False
+    return Plan(r, str(source), src, spec, src_cfg, out, precision, execution_provider, overwrite, route_options, res, trust_remote_code)
 
 # %% ../nbs/03_export.ipynb #c021
 def finish_folder(tmp:Path, src:Path, execution_provider:str):
-    "Copy the source's tokenizer files into the export and write the runtime options into its genai_config."
+    "Copy the source's tokenizer files into the export; write the runtime options and a pad id inside the vocabulary (`family.fix_pad_token`) into its genai_config; return what the pad fix changed, or None."
     for f in src.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens_map")) or f.name in TOKENIZER_FILES or f.name == "chat_template.jinja":
             shutil.copy2(f, tmp/f.name)
     gpath = tmp/"genai_config.json"
-    gpath.write_text(json.dumps(apply_runtime_options(json.loads(gpath.read_text()), execution_provider), indent=2))
+    g = apply_runtime_options(json.loads(gpath.read_text()), execution_provider)
+    gen = src/"generation_config.json"
+    fixed = fix_pad_token(g, json.loads((src/"config.json").read_text()), json.loads(gen.read_text()) if gen.exists() else None)
+    atomic_write(gpath, json.dumps(g, indent=2))
+    return fixed
 
 def _dir_bytes(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 def command(p:Plan) -> str:
     "The `mistral-onnx export` command line that reproduces this export."
     import shlex
-    return (f"mistral-onnx export {shlex.quote(p.source)} {shlex.quote(str(p.out))} --route {p.route.name} --precision {p.precision} --ep {p.execution_provider}"
-            + (f" --window-cache {p.route_options['window_cache']}" if p.route_options.get("window_cache") else "")
-            + (f" --int4-block-size {bs}" if (bs := (p.route_options.get("extra_options") or {}).get("block_size")) else "")
-            + (" --overwrite" if p.overwrite else ""))
+    words = ["mistral-onnx", "export", p.source, str(p.out), "--route", p.route.name, "--precision", p.precision, "--ep", p.execution_provider]
+    for o in p.route.options:                     # every declared option given, as its own flag (`Option.argv`)
+        if o.name in p.route_options: words += o.argv(p.route_options[o.name])
+    words += ["--trust-remote-code"] * p.trust_remote_code + ["--overwrite"] * p.overwrite
+    return " ".join(shlex.quote(w) for w in words)
 
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}   # onnx.TensorProto data types
 
@@ -566,7 +224,7 @@ class ExportResult:
 def export(source:str|Path,                 # "embedded", a model folder, or a hub id
            out:str|Path,                    # folder to create
            route:str="builder",             # a name in `ROUTES` (`mistral-onnx doctor` says which work here)
-           precision:str="fp32",            # fp32, fp16, bf16, int4, int8: what the route exports on this provider
+           precision:str|None=None,         # fp32, fp16, bf16, int4, int8: what the route exports on this provider (None: the recipe's, else fp32)
            execution_provider:str="cpu",    # cpu or cuda
            overwrite:bool=False,            # replace `out` if it exists (atomically, after the new export passed its check)
            trust_remote_code:bool=False,    # allow models whose code lives in their repository
@@ -575,7 +233,7 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
            cancel:threading.Event|None=None,# set it to stop the export
            finish:tuple=(),                 # steps f(folder, execution_provider) -> dict|None run on the checked folder before it is put in place; results in the report under f's name
            ignore_resource_check:bool=False,# start even when the memory/disk estimate says it will not fit (CLI: --ignore-resource-check)
-           **route_options                  # options of the route, e.g. `extra_options` or `window_cache` (builder), `io_config` (olive-onnx), `int4_block_size` (olive)
+           **route_options                  # the route's declared options (`ROUTES[route].options`), e.g. `recipe`, `window_cache`, `extra_options` (builder), `io_config` (olive-onnx)
           ) -> ExportResult:
     "Export `source` to an ONNX folder with a KV cache that ONNX Runtime GenAI runs."
     progress = progress or (lambda *a: None); user_log = log or (lambda s: None)
@@ -589,14 +247,16 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
                   ignore_resource_check=ignore_resource_check, **route_options)
     fn = p.route.load()
     if p.route.name == "builder" and "sampler" not in p.route_options:   # peak memory per stage, into the report
-        from mistral_onnx.quantize import RssSampler
+        from mistral_onnx.memory import RssSampler
         p.route_options["sampler"] = lambda pid: RssSampler(pid).start()
     with Transaction(p.out, overwrite, log, cancel) as t:
         times["load"] = time.time() - t0
         if p.resources: progress("load", 0.9, p.resources["summary"])
         progress("load", 1.0, f"{p.spec.model_type}: {p.spec.num_hidden_layers} layers, {p.spec.num_attention_heads} heads, {p.spec.num_key_value_heads} KV heads")
         t1 = time.time()
-        try: info = fn(p.src, p.spec, t.tmp, precision, execution_provider, log=log, progress=progress, cancel=cancel, work=t.work, **p.route_options)
+        job = Job(p.route, p.src, p.spec, t.tmp, p.precision, p.execution_provider, log, progress, cancel, t.work, p.route_options,
+                  {"hf_remote": "true"} if p.trust_remote_code and p.route.name == "builder" else {})   # the builder refuses repository code unless told
+        try: info = fn(job)
         except ExportError as e:                                   # an unknown failure: keep its message and its full log
             fix = e.fix if e.fix is not None else (e.problem.rsplit("Fix:", 1)[1] if "Fix:" in e.problem else None)
             if fix is not None and "doctor" not in fix: raise     # a known cause, already named with its fix
@@ -607,7 +267,8 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
                                           "otherwise report it with that log.") from None
         times["convert"] = time.time() - t1
         progress("write", 0.9, "tokenizer, genai_config, report")
-        finish_folder(t.tmp, p.src, execution_provider)
+        fixed = finish_folder(t.tmp, p.src, execution_provider)
+        if fixed: log(fixed)                                   # the pad id the family's rule wrote (`family.fix_pad_token`)
         progress("check", 0.0, "KV check")
         kv = check_kv(t.tmp, p.spec)
         if not kv.ok: raise ExportError(f"The {p.route.name} route produced a graph that fails the KV check:\n{kv}")
@@ -618,13 +279,14 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
                                   "check the source's weights (a diverged training run or a damaged conversion leaves NaN; "
                                   "`torch.isfinite(w).all()` per tensor finds them) and export from good ones.")
         report = export_report(p, t.tmp, kv, info, time.time() - t0, times)
-        (t.tmp/"export_report.json").write_text(json.dumps(report, indent=1))
+        report["owner_marker"] = t.marker            # the id in the folder's `.mistral_onnx`: what `--overwrite` later recognises
+        atomic_write(t.tmp/"export_report.json", json.dumps(report, indent=1))
         for step in finish:
             progress("check", 0.5, getattr(step, "__name__", "finish step"))
             res = step(t.tmp, execution_provider)
             report = json.loads((t.tmp/"export_report.json").read_text())
             if res is not None: report[getattr(step, "__name__", "finish")] = res
-            (t.tmp/"export_report.json").write_text(json.dumps(report, indent=1))
+            atomic_write(t.tmp/"export_report.json", json.dumps(report, indent=1))
         t.commit()
     progress("check", 1.0, f"done in {report['seconds']:.1f} s")
     return ExportResult(p.out, report, kv)

@@ -13,6 +13,7 @@ from pathlib import Path
 from .env import MistralOnnxError, BadOption
 from .folder import ExportFolder, CheckError
 from .check import check_kv
+from .session import DecodeSession
 
 # %% auto #0
 __all__ = ['GenerationError', 'GenStats', 'OnnxLM', 'tokenizer_mismatches']
@@ -45,10 +46,10 @@ class OnnxLM:
             if not rep.ok: raise CheckError(f"{self.folder.path} fails the KV check, so ONNX Runtime GenAI would fail or answer wrongly:\n{rep}\n",
                                             "export again (`mistral-onnx export SOURCE OUT --overwrite`) or repair the file named "
                                             "above; OnnxLM(folder, check=False) loads it anyway.")
-        self.model = self.folder.model(execution_provider)
-        self.tokenizer = og.Tokenizer(self.model)
+        self.session = DecodeSession(self.folder, execution_provider)   # the model, its tokenizer, the cache rule, adapters
+        self.model, self.tokenizer = self.session.model, self.session.tokenizer
         m = self.genai_config["model"]
-        self.context_length, self.window = self.folder.context_length, self.folder.sliding_window
+        self.context_length, self.window = self.session.context_length, self.session.window
         self.vocab_size = m.get("vocab_size")
         eos = m.get("eos_token_id", [])
         self.eos = set(eos if isinstance(eos, list) else [eos])
@@ -99,20 +100,16 @@ def stream_ids(self:OnnxLM, ids:list,
     if len(ids) >= self.context_length:
         raise GenerationError(f"The prompt has {len(ids)} tokens but the model's context is {self.context_length}. Fix: shorten the prompt.")
     want = min(len(ids) + max_new_tokens, self.context_length)   # answers stop at the context; `stats.hit_context` says so
-    params = og.GeneratorParams(self.model)
-    opts = dict(max_length=min(max(want, self.window), self.context_length), do_sample=do_sample)
+    opts = dict(do_sample=do_sample)
     if do_sample: opts.update(temperature=temperature, top_k=top_k, top_p=top_p)
     if seed is not None: opts["random_seed"] = seed
-    params.set_search_options(**opts)
-    gen = og.Generator(self.model, params)
     st = self.stats = GenStats(prompt_tokens=len(ids))
     t0 = time.perf_counter()
     def run(step, *a):   # an ONNX Runtime failure names the folder and the next step, not just og's internals
         try: return step(*a)
         except Exception as e: raise CheckError(f"ONNX Runtime GenAI failed running {self.folder.path}: {' '.join(str(e).split())[:600]}.",
                                                 "run `mistral-onnx check` on the folder, or export again.") from None
-    from mistral_onnx.builder import append_prompt   # the measured way to feed a ring; plain append_tokens otherwise
-    run(append_prompt, gen, ids, self.window if self.folder.window_cache == "ring" else 0)
+    gen = run(lambda: self.session.generator(ids, want - len(ids), **opts))   # the prompt appended the way the folder's cache needs
     if not np.isfinite(np.asarray(gen.get_logits())).all():   # once, after the prompt: broken weights answer nothing, silently
         raise GenerationError(f"The model's logits are NaN or infinite after the prompt: the weights of {self.folder.path} are broken.",
                               "export again from good weights; `mistral-onnx validate SOURCE OUT` compares an export with PyTorch.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, os, shutil, sys
 from pathlib import Path
 from .spec import ModelSpec
-from .routes import ExportError, ROUTES, run_logged
+from .routes import ExportError, ROUTES, Job, run_logged
 from .builder import builder_config
 from .olive_io import check_io_config
 
@@ -136,11 +136,11 @@ def _optimum_files(stage:Path, tmp:Path):
     for name in ("config.json", "generation_config.json"):
         if (Path(stage)/name).exists(): shutil.copy2(Path(stage)/name, Path(tmp)/name)
 
-def route_olive(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str, log, progress, cancel=None,
-                work:Path|None=None,   # scratch folder (Olive's cache, output and log)
-                search:dict|None=None  # genai search options Olive merges into genai_config
-               ) -> dict:
+def route_olive(job:Job) -> dict:   # options: `search` (genai search options Olive merges into genai_config)
     "Olive's ModelBuilder pass: what `olive optimize --exporter model_builder` (formerly `auto-opt`) runs."
+    src, spec, tmp, precision, execution_provider, log, progress, cancel, work = (job.src, job.spec, job.tmp, job.precision,
+        job.execution_provider, job.log, job.progress, job.cancel, job.work)
+    search = job.option("search")
     _ready("olive", precision, execution_provider)
     work = _work(work); stage = stage_source(src, work, layer_types=True)
     p = {"type": "ModelBuilder", "precision": precision}
@@ -149,9 +149,10 @@ def route_olive(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_pro
     name = collect(run_olive(wf, work, log, progress, cancel), tmp, genai_config=True)
     return {"olive_passes": wf["passes"], "filename": name, "layer_types_added": "layer_types" not in json.loads((src/"config.json").read_text())}
 
-def route_olive_optimum(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str, log, progress, cancel=None,
-                        work:Path|None=None) -> dict:
+def route_olive_optimum(job:Job) -> dict:
     "Olive's OptimumConversion pass, task text-generation-with-past; genai_config written from the spec."
+    src, spec, tmp, precision, execution_provider, log, progress, cancel, work = (job.src, job.spec, job.tmp, job.precision,
+        job.execution_provider, job.log, job.progress, job.cancel, job.work)
     _ready("olive-optimum", precision, execution_provider)
     work = _work(work); stage = stage_source(src, work)
     wf = olive_workflow(stage, {"convert": {"type": "OptimumConversion", "extra_args": {"task": "text-generation-with-past"}}}, work, execution_provider)
@@ -160,12 +161,12 @@ def route_olive_optimum(src:Path, spec:ModelSpec, tmp:Path, precision:str, execu
     _optimum_files(stage, tmp)
     return {"olive_passes": wf["passes"], "filename": name}
 
-def route_olive_onnx(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str, log, progress, cancel=None,
-                     work:Path|None=None,
-                     io_config:dict|None=None,     # a user io_config for OnnxConversion; None lets Olive build one (right for GQA)
-                     use_dynamo_exporter:bool=True # False: the TorchScript exporter (fails on transformers 4.57 and 5)
+def route_olive_onnx(job:Job   # options: `io_config` (None lets Olive build one, right for GQA), `use_dynamo_exporter`
                     ) -> dict:
     "Olive's OnnxConversion pass with the dynamo exporter; a user io_config is checked against the spec first."
+    src, spec, tmp, precision, execution_provider, log, progress, cancel, work = (job.src, job.spec, job.tmp, job.precision,
+        job.execution_provider, job.log, job.progress, job.cancel, job.work)
+    io_config, use_dynamo_exporter = job.option("io_config"), job.option("use_dynamo_exporter")
     _ready("olive-onnx", precision, execution_provider)
     check_io_config(io_config, spec)
     work = _work(work); stage = stage_source(src, work)
@@ -176,9 +177,10 @@ def route_olive_onnx(src:Path, spec:ModelSpec, tmp:Path, precision:str, executio
     _genai_config(tmp, spec, src, name, execution_provider)
     return {"olive_passes": wf["passes"], "io_config": io_config, "filename": name}
 
-def route_optimum(src:Path, spec:ModelSpec, tmp:Path, precision:str, execution_provider:str, log, progress, cancel=None,
-                  work:Path|None=None) -> dict:
+def route_optimum(job:Job) -> dict:
     "`optimum-cli export onnx --task text-generation-with-past`; genai_config written from the spec."
+    src, spec, tmp, precision, execution_provider, log, progress, cancel, work = (job.src, job.spec, job.tmp, job.precision,
+        job.execution_provider, job.log, job.progress, job.cancel, job.work)
     _ready("optimum", precision, execution_provider)
     work = _work(work); stage = stage_source(src, work); out = work/"optimum-output"
     cmd = [sys.executable, "-m", "optimum.commands.optimum_cli", "export", "onnx", "--model", str(stage),

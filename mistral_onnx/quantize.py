@@ -1,4 +1,4 @@
-"""Where the model builder's int4 export spends host memory, an int4 path that stays near the size of the weights, and the estimates that let `export` refuse before the machine runs out.
+"""Where the model builder's int4 export spends host memory, and an int4 path that stays near the size of the weights and gives the same model.
 
 Docs: https://mistral-onnx.github.io/mistral_onnx/quantize.html.md"""
 
@@ -6,86 +6,15 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/quantize.html.md"""
 
 # %% ../nbs/03e_quantize.ipynb #c003
 from __future__ import annotations
-import json, os, shutil, subprocess, sys, tempfile, threading, time
-from dataclasses import dataclass, field
+import json, os, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
-from .spec import ModelSpec, num_parameters
-from .env import MistralOnnxError
+from .memory import RssSampler
+from .resources import weight_bytes
 
 # %% auto #0
-__all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'BASE_BYTES', 'BUILDER_INT4_GRAPH_COPIES', 'FP_EXPORT_GRAPH_SHARE', 'IGNORE_FLAG',
-           'CUDA_CONTEXT_BYTES', 'tree_rss', 'RssSampler', 'builder_stage', 'drop_dead_weight_pages',
-           'quantize_columns', 'quantize_matmuls', 'low_memory_to_nbits', 'builder_main', 'builder_command',
-           'weight_bytes', 'profile_builder', 'compare_models', 'quantize_onnx_file', 'quantize_folder', 'graph_dtype',
-           'output_bytes', 'ResourceEstimate', 'estimate_export_resources', 'ResourceError', 'memory_available',
-           'free_resources', 'check_resources', 'folder_weight_bytes', 'estimate_gpu_memory', 'gpu_free',
-           'check_gpu_memory']
-
-# %% ../nbs/03e_quantize.ipynb #c006
-def _status_bytes(pid:int) -> tuple:
-    "(VmRSS, RssAnon) of one process in bytes; (0, 0) once it has gone."
-    rss = anon = 0
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"): rss = int(line.split()[1]) * 1024
-                elif line.startswith("RssAnon:"): anon = int(line.split()[1]) * 1024
-    except (OSError, ValueError): pass
-    return rss, anon
-
-def _children(pid:int) -> list:
-    "Every descendant of `pid` (from /proc/PID/task/*/children)."
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/children") as f: kids = [int(k) for k in f.read().split()]
-                out += kids; todo += kids
-        except (OSError, ValueError): pass
-    return out
-
-def tree_rss(pid:int) -> tuple:
-    "(VmRSS, RssAnon) summed over `pid` and its descendants, in bytes."
-    rss = anon = 0
-    for p in [pid] + _children(pid):
-        r, a = _status_bytes(p); rss += r; anon += a
-    return rss, anon
-
-# %% ../nbs/03e_quantize.ipynb #c008
-class RssSampler:
-    "Sample the memory of a process tree every `interval` s in a thread; keep peaks per stage (set `.stage`)."
-    def __init__(self, pid:int, # process whose tree is measured
-                 interval:float=0.05, # seconds between samples
-                 stage:str="load"):  # stage name until the caller sets another
-        self.pid, self.interval, self._stage = pid, interval, stage
-        self.peaks, self.anon_peaks, self.samples = {}, {}, 0
-        self._stop = threading.Event(); self._t = None
-    @property
-    def stage(self) -> str: return self._stage
-    @stage.setter
-    def stage(self, s:str):
-        "Entering a stage samples at once: a stage shorter than `interval` (or a loaded machine's late timer) still gets its peak."
-        self._stage = s; self.sample()
-    def sample(self):
-        r, a = tree_rss(self.pid)
-        if r == 0: return
-        s = self.stage; self.samples += 1
-        if r > self.peaks.get(s, 0): self.peaks[s] = r
-        if a > self.anon_peaks.get(s, 0): self.anon_peaks[s] = a
-    def _run(self):
-        while not self._stop.wait(self.interval): self.sample()
-    def __enter__(self):
-        self.sample(); self._t = threading.Thread(target=self._run, daemon=True); self._t.start(); return self
-    def __exit__(self, *a):
-        self._stop.set(); self._t.join()
-    def start(self): return self.__enter__()
-    def stop(self): self.__exit__()
-    @property
-    def peak(self) -> int: return max(self.peaks.values(), default=0)
-    def stage_peak_rss_bytes(self) -> dict:
-        "{stage: peak VmRSS bytes}, stages in the order they were entered, plus 'peak' and the anonymous part."
-        return {**self.peaks, "peak": self.peak, "anon": {**self.anon_peaks, "peak": max(self.anon_peaks.values(), default=0)}}
+__all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'builder_stage', 'drop_dead_weight_pages', 'quantize_columns', 'quantize_matmuls',
+           'low_memory_to_nbits', 'builder_main', 'builder_command', 'profile_builder', 'compare_models',
+           'quantize_onnx_file', 'quantize_folder']
 
 # %% ../nbs/03e_quantize.ipynb #c012
 QUANTIZE_MARK = "mistral_onnx: quantizing"
@@ -328,12 +257,6 @@ def builder_command(src:str|Path,          # model folder the builder reads
     return cmd
 
 # %% ../nbs/03e_quantize.ipynb #c020
-def weight_bytes(src:str|Path) -> int:
-    "Bytes of a model folder's weight files (safetensors, or bin when there are none)."
-    src = Path(src)
-    fs = list(src.glob("*.safetensors")) or list(src.glob("*.bin"))
-    return sum(f.stat().st_size for f in fs)
-
 def _stage_source(src:Path, work:Path) -> Path:
     "A folder of links to `src` with the config the export hands the builder."
     from mistral_onnx.builder import builder_config              # same layer (routes); never mistral_onnx.export, which calls this module
@@ -451,185 +374,3 @@ def quantize_folder(folder_in:str|Path,      # an fp32/fp16 export folder (model
     except BaseException:
         shutil.rmtree(fo, ignore_errors=True); raise
     return {**r, "accuracy_level": accuracy_level}
-
-# %% ../nbs/03e_quantize.ipynb #c033
-BASE_BYTES = 750_000_000
-"Host memory allowed for the Python process with torch, transformers and onnxruntime imported (0.44 GB measured)"
-
-BUILDER_INT4_GRAPH_COPIES = 1.7
-"The builder's int4 peak above the interpreter, in graph bytes beyond the source (measured 1.45-1.66)"
-
-FP_EXPORT_GRAPH_SHARE = 0.45
-"The builder's fp32/fp16 peak above the interpreter and the source, in graph bytes"
-
-_BYTES = {"fp32": 4, "float32": 4, "fp16": 2, "float16": 2, "bf16": 2, "bfloat16": 2}
-
-def graph_dtype(precision:str, execution_provider:str="cpu") -> str:
-    "The dtype of the builder's graph (and of the weights it does not quantize)."
-    if precision == "fp32" or (precision in ("int4", "int8") and execution_provider == "cpu"): return "fp32"
-    return "bf16" if precision == "bf16" else "fp16"
-
-def _weights(spec:ModelSpec) -> dict:
-    "Parameter counts: MatMul weights (quantized in int4/int8), embedding, norms, the largest MatMul, q/k/v per model."
-    h, q, kv = spec.hidden_size, spec.num_attention_heads * spec.head_dim, spec.num_key_value_heads * spec.head_dim
-    emb, norms = spec.vocab_size * h, (2 * spec.num_hidden_layers + 1) * h
-    matmul = num_parameters(spec) - emb - norms + (emb if spec.tie_word_embeddings else 0)
-    largest = max(spec.vocab_size * h, h * spec.intermediate_size, h * (q + 2 * kv))
-    return {"matmul": matmul, "embedding": emb, "norms": norms, "largest": largest, "qkv": spec.num_hidden_layers * h * (q + 2 * kv)}
-
-def output_bytes(spec:ModelSpec, precision:str, execution_provider:str="cpu", block_size:int=32) -> int:
-    "Bytes of the ONNX weights the builder writes for these shapes."
-    w, g = _weights(spec), _BYTES[graph_dtype(precision, execution_provider)]
-    if precision in ("int4", "int8"):
-        bits = 4 if precision == "int4" else 8
-        return int(w["matmul"] * (bits / 8 + g / block_size) + (w["embedding"] + w["norms"]) * g)
-    return (w["matmul"] + w["embedding"] + w["norms"]) * g
-
-# %% ../nbs/03e_quantize.ipynb #c036
-def _size(b:int) -> str:
-    "Bytes as GB, or MB below 1 GB (so a small model's numbers do not read 0.0 GB)."
-    return f"{b/1e9:.1f} GB" if b >= 1e9 else f"{b/1e6:.1f} MB"
-
-@dataclass
-class ResourceEstimate:
-    "What an export is expected to need: peak host memory and disk, with the parts and the basis."
-    host_peak_bytes:int            # peak resident memory of the export (its child processes included)
-    disk_bytes:int                 # free disk needed on the output folder's file system
-    parts:dict=field(default_factory=dict) # named contributions, bytes
-    basis:str=""                   # how it was computed
-    def to_dict(self) -> dict: return {"host_peak_bytes": self.host_peak_bytes, "disk_bytes": self.disk_bytes, "parts": self.parts, "basis": self.basis}
-    def __str__(self): return f"about {_size(self.host_peak_bytes)} of memory at the peak and {_size(self.disk_bytes)} of disk"
-    def _repr_markdown_(self):
-        rows = "\n".join(f"| {k} | {v/1e9:.2f} GB |" for k, v in self.parts.items())
-        return (f"**Estimate: {self}**\n\n| part | bytes |\n|---|---|\n{rows}\n| **peak host memory** | **{self.host_peak_bytes/1e9:.2f} GB** |\n"
-                f"| **disk** | **{self.disk_bytes/1e9:.2f} GB** |\n\n{self.basis}")
-
-def estimate_export_resources(spec:ModelSpec,            # shapes of the model to export
-                              precision:str,             # fp32, fp16, bf16, int4, int8
-                              route:str="builder",       # export route
-                              low_memory:bool=True,      # the builder's int4/int8 through `low_memory_to_nbits`
-                              execution_provider:str="cpu",
-                              source_dtype:str|None=None,# dtype of the source's weight files (default: the spec's)
-                              replacing_bytes:int=0,     # size of an existing output folder that will be replaced
-                              source_bytes:int|None=None # the source's weight files in bytes (`weight_bytes(src)`), when known
-                             ) -> ResourceEstimate:
-    "Peak host memory and disk an export needs, from the spec and the ratios measured in this notebook."
-    src = source_bytes or num_parameters(spec) * _BYTES.get(source_dtype or spec.dtype, 4)
-    gd = graph_dtype(precision, execution_provider); g = _BYTES[gd]
-    graph, out, w = num_parameters(spec) * g, output_bytes(spec, precision, execution_provider), _weights(spec)
-    quant = precision in ("int4", "int8")
-    parts = {"interpreter": BASE_BYTES}
-    if route == "builder" and quant and low_memory:
-        parts.update({"output": out, "largest weight and q/k/v": (w["largest"] + w["qkv"]) * g, "mapped source": src // 10})
-        how = "builder, quantizing one weight at a time: output + largest weight + q/k/v weights + a tenth of the source"
-    elif route == "builder" and not quant:
-        parts.update({"source": src, "graph copies": int(FP_EXPORT_GRAPH_SHARE * graph)})
-        how = f"builder {precision}: source + {FP_EXPORT_GRAPH_SHARE} x graph ({gd})"
-    else:
-        parts.update({"source": src, "graph copies": int(BUILDER_INT4_GRAPH_COPIES * graph)})
-        how = (f"builder's own {precision}: source + {BUILDER_INT4_GRAPH_COPIES} x graph ({gd})" if route == "builder" else
-               f"route {route!r} not measured; estimated as the builder's own int4 (source + {BUILDER_INT4_GRAPH_COPIES} x graph)")
-    disk = int(out * 1.05) + replacing_bytes
-    basis = (f"{num_parameters(spec)/1e9:.2f} B parameters, source {_size(src)}, graph {gd}; peak = interpreter + {how}; "
-             f"disk = output {_size(out)} x 1.05" + (f" + the replaced folder {_size(replacing_bytes)}" if replacing_bytes else ""))
-    return ResourceEstimate(int(sum(parts.values())), disk, parts, basis)
-
-# %% ../nbs/03e_quantize.ipynb #c042
-class ResourceError(MistralOnnxError):
-    "Not enough memory or disk for the work asked; the message has the estimate, what is free, and how to go ahead."
-
-IGNORE_FLAG = "--ignore-resource-check"
-"CLI flag (API: `ignore_resource_check=True`) that starts the work even when the estimate does not fit"
-
-def memory_available() -> int|None:
-    "MemAvailable from /proc/meminfo in bytes; None where there is no such file."
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"): return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError): pass
-    return None
-
-def free_resources(path:str|Path) -> dict:
-    "Free host memory and free disk where `path` (or its nearest existing parent) is: {'memory_available_bytes', 'disk_free_bytes', 'disk_path'}."
-    p = Path(path).expanduser().absolute()
-    while not p.exists() and p != p.parent: p = p.parent
-    return {"memory_available_bytes": memory_available(), "disk_free_bytes": shutil.disk_usage(p).free, "disk_path": str(p)}
-
-def check_resources(estimate:ResourceEstimate, # from `estimate_export_resources`
-                    out:str|Path,              # the output folder (its file system is checked)
-                    ignore:bool=False,         # go ahead whatever the numbers say
-                    what:str="This export",    # the subject of the message
-                    free:dict|None=None        # what `free_resources(out)` returns (measured now when None)
-                   ) -> dict:                  # {'estimate': ..., 'free': ..., 'fits': bool}
-    "Raise `ResourceError` if the estimate does not fit in the free memory or disk (unless `ignore`)."
-    free = free or free_resources(out)
-    short = []
-    mem = free["memory_available_bytes"]
-    if mem is not None and estimate.host_peak_bytes > mem:
-        short.append(f"about {_size(estimate.host_peak_bytes)} of memory at its peak and {_size(mem)} is available (MemAvailable)")
-    if estimate.disk_bytes > free["disk_free_bytes"]:
-        short.append(f"about {_size(estimate.disk_bytes)} of disk and {_size(free['disk_free_bytes'])} is free on {free['disk_path']}")
-    res = {"estimate": estimate.to_dict(), "free": free, "fits": not short}
-    if short and not ignore:
-        raise ResourceError(f"{what} needs " + "; it also needs ".join(short) + f". Estimate: {estimate.basis}.",
-                            "free memory or disk" + (", or export with low_memory=True (CLI: --low-memory)"
-                            if "own int4" in estimate.basis or "own int8" in estimate.basis else "") +
-                            f", or pass ignore_resource_check=True (CLI: {IGNORE_FLAG}) to start anyway.")
-    return res
-
-# %% ../nbs/03e_quantize.ipynb #c045
-CUDA_CONTEXT_BYTES = 600_000_000
-"One CUDA context with cuBLAS/cuDNN handles (shared by torch and ONNX Runtime in one process)"
-
-def folder_weight_bytes(folder:str|Path) -> int:
-    "Bytes of an export folder's ONNX files and their external data."
-    return sum(f.stat().st_size for f in Path(folder).iterdir() if f.is_file() and (f.suffix in (".onnx", ".data") or f.name.endswith(".onnx.data")))
-
-def estimate_gpu_memory(spec:ModelSpec,              # shapes of the model
-                        precision:str="fp16",        # the export's precision (for its weight bytes when no folder is given)
-                        folder:str|Path|None=None,   # the export folder: its weight files are measured
-                        torch_dtype:str|None="float16", # the PyTorch reference's dtype; None: no reference on the GPU
-                        onnx:bool=True,              # an ONNX Runtime session on the GPU
-                        seq_len:int=2048,            # longest sequence run (prompt + new tokens)
-                        batch:int=1                  # sequences at once
-                       ) -> ResourceEstimate:        # host_peak_bytes holds the GPU bytes here; disk_bytes 0
-    "GPU memory for the PyTorch reference plus an ONNX Runtime session on one GPU."
-    from mistral_onnx.spec import kv_cache_bytes
-    parts = {"CUDA context": CUDA_CONTEXT_BYTES}
-    if torch_dtype:
-        parts["reference weights"] = num_parameters(spec) * _BYTES[torch_dtype]
-        parts["reference KV cache"] = kv_cache_bytes(spec, seq_len, batch, torch_dtype)
-        parts["reference logits (fp32)"] = batch * seq_len * spec.vocab_size * 4
-    if onnx:
-        wb = folder_weight_bytes(folder) if folder is not None else output_bytes(spec, precision, "cuda")
-        parts["ONNX weights"] = wb
-        parts["ONNX KV cache (fp16)"] = kv_cache_bytes(spec, seq_len, batch, "fp16")
-        parts["ONNX Runtime workspace"] = int(1e9 + 0.05 * wb)
-    basis = (f"{num_parameters(spec)/1e9:.2f} B parameters, {seq_len} tokens x {batch}; ORT workspace 1.0 GB + 5% of its weights "
-             "(H100, Mistral-7B shapes); CUDA context 0.6 GB")
-    return ResourceEstimate(int(sum(parts.values())), 0, parts, basis)
-
-def gpu_free(device:int=0) -> int|None:
-    "Free bytes on a CUDA device (torch asks the driver); None without CUDA."
-    try:
-        import torch
-        if not torch.cuda.is_available(): return None
-        return torch.cuda.mem_get_info(device)[0]
-    except Exception: return None
-
-def check_gpu_memory(estimate:ResourceEstimate,  # from `estimate_gpu_memory`
-                     device:int=0,               # CUDA device index
-                     ignore:bool=False,          # go ahead whatever the numbers say
-                     what:str="Validation",      # the subject of the message
-                     free:int|None=None          # free bytes (asked from the driver when None)
-                    ) -> dict:                   # {'estimate', 'free_bytes', 'fits'}
-    "Raise `ResourceError` if the estimate does not fit in the device's free memory (unless `ignore`); no CUDA: nothing to check."
-    free = gpu_free(device) if free is None else free
-    fits = free is None or estimate.host_peak_bytes <= free
-    if not fits and not ignore:
-        raise ResourceError(f"{what} needs about {_size(estimate.host_peak_bytes)} of GPU memory on cuda:{device} and "
-                            f"{_size(free)} is free. Estimate: " + ", ".join(f"{k} {_size(v)}" for k, v in estimate.parts.items()) + ".",
-                            "free the GPU (other processes: nvidia-smi), use a shorter sequence, run the reference on the CPU, "
-                            f"or pass ignore_resource_check=True (CLI: {IGNORE_FLAG}) to start anyway.")
-    return {"estimate": estimate.to_dict(), "free_bytes": free, "fits": fits}

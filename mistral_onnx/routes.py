@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from .env import MistralOnnxError, BadOption, Cancelled, versions, available_providers, runtime, Runtime
 
 # %% auto #0
-__all__ = ['STAGES', 'OLIVE_PIN', 'CURRENT_PIN', 'ROUTES', 'ExportError', 'RouteUnavailable', 'print_progress', 'Req',
-           'current_fix', 'RouteStatus', 'Route', 'register', 'route', 'check_provider', 'run_logged']
+__all__ = ['STAGES', 'OLIVE_PIN', 'CURRENT_PIN', 'ROUTES', 'ExportError', 'RouteUnavailable', 'print_progress', 'Req', 'Option',
+           'Job', 'current_fix', 'RouteStatus', 'Route', 'register', 'route', 'register_option', 'builder_extra_keys',
+           'check_provider', 'run_logged']
 
 # %% ../nbs/02b_routes.ipynb #c005
 class ExportError(MistralOnnxError):
@@ -43,6 +44,75 @@ def _matches(version:str|None, spec:str) -> bool:
     if version is None: return False
     return not spec or SpecifierSet(spec).contains(Version(version).public, prereleases=True)
 
+# %% ../nbs/02b_routes.ipynb #c007b
+def _parse_kv(text:str) -> dict:
+    "`KEY=VALUE` as a one-entry dict (an option of type dict, given on the command line)."
+    k, sep, v = text.partition("=")
+    if not sep or not k.strip(): raise BadOption(f"{text!r} is not KEY=VALUE.", "pass it as KEY=VALUE, e.g. --extra-option accuracy_level=4.")
+    return {k.strip(): v.strip()}
+
+@dataclass(frozen=True)
+class Option:
+    "One route option, declared once: the CLI flag, the export panel's control, the preflight check, the builder key and the reproduce line read it."
+    name:str                   # the keyword: `export(..., name=value)`
+    type:type=str              # str, int, float, bool, dict (`KEY=VALUE` on the command line) or object (Python only)
+    default:object=None        # what the route uses when it is not given
+    help:str=""                # one line for --help and the panel
+    choices:object=None        # a tuple of allowed values, or a function returning one (read when asked: a later registration shows)
+    precisions:tuple=()        # applies only to these precisions; () = every one
+    builder_key:str|None=None  # the onnxruntime-genai builder `--extra_options` key it becomes
+    flag:str|None=None         # the CLI flag (default: `--` and the name with hyphens)
+    cli:bool=True              # on the command line and in the panel (False: a Python-only value such as a callback)
+    validate:object=None       # (value, precision) -> value, raising `BadOption`: a check the type and choices cannot say
+    @property
+    def cli_flag(self) -> str: return self.flag or "--" + self.name.replace("_", "-")
+    def allowed(self) -> tuple|None:
+        "The allowed values now (`choices`, called if it is a function)."
+        return tuple(self.choices()) if callable(self.choices) else self.choices
+    def check(self, value, route_name:str="", precision:str|None=None):
+        "`value` if it fits this declaration (an int given for a float is taken); else `BadOption` naming the option and the fix."
+        where = f"{self.cli_flag} ({self.name}=)" + (f" of the {route_name} route" if route_name else "")
+        if self.precisions and precision is not None and precision not in self.precisions:
+            raise BadOption(f"{where} applies to --precision {' or '.join(self.precisions)}, not {precision}.", f"drop {self.cli_flag}, or export {' or '.join(self.precisions)}.")
+        t = self.type
+        if t is float and isinstance(value, int) and not isinstance(value, bool): value = float(value)
+        ok = t is object or (isinstance(value, t) and not (t in (int, float) and isinstance(value, bool)))
+        if not ok: raise BadOption(f"{where} is {value!r} ({type(value).__name__}); it must be {t.__name__}.", f"pass a {t.__name__}" + (f": one of {', '.join(map(str, self.allowed()))}." if self.allowed() else "."))
+        ch = self.allowed()
+        if ch is not None and value not in ch: raise BadOption(f"{where} is {value!r}; allowed: {', '.join(map(str, ch))}.", f"pass one of those to {self.cli_flag}.")
+        return self.validate(value, precision) if self.validate else value
+    def argv(self, value) -> list:
+        "The command-line words that give `value` (what the reproduce line prints); [] for a Python-only option or the default."
+        if not self.cli or value == self.default: return []
+        if self.type is bool: return [self.cli_flag if value else "--no-" + self.cli_flag[2:]]
+        if self.type is dict: return [w for k, v in value.items() for w in (self.cli_flag, f"{k}={v}")]
+        return [self.cli_flag, str(value)]
+
+@dataclass
+class Job:
+    "One export as a route function sees it: where to read and write, the callbacks, and the declared options' values."
+    route:object               # the `Route`
+    src:Path                   # the resolved source folder
+    spec:object                # its `ModelSpec`
+    tmp:Path                   # the folder to write (the transaction's temporary folder)
+    precision:str
+    execution_provider:str
+    log:object                 # callback for each log line
+    progress:object            # callback (stage, fraction, message)
+    cancel:object=None         # threading.Event: set it to stop the route
+    work:Path|None=None        # scratch folder
+    options:dict=field(default_factory=dict)  # the options given, checked against the declarations
+    extra_options:dict=field(default_factory=dict)  # builder keys export adds itself (hf_remote for trust_remote_code)
+    def __post_init__(self): self.options = self.route.check_options(self.options, self.precision)   # a route called directly is checked too
+    def option(self, name:str):
+        "The value given for `name`, else its declared default."
+        if name in self.options: return self.options[name]
+        return self.route.option(name).default
+    def builder_keys(self) -> dict:
+        "Options that become builder `--extra_options` keys (`Option.builder_key`), as given, then the raw `extra_options`."
+        out = {o.builder_key: self.options[o.name] for o in self.route.options if o.builder_key and o.name in self.options}
+        return {**out, **self.extra_options, **(self.options.get("extra_options") or {})}
+
 # %% ../nbs/02b_routes.ipynb #c009
 OLIVE_PIN = "pip install 'mistral_onnx[olive]' (in its own environment: python3.11 -m venv .venv-olive)"
 CURRENT_PIN = "pip install -U 'transformers>=5' '{genai}>=0.18' onnxscript"
@@ -72,12 +142,25 @@ class Route:
     "An export route: what it runs, what it can export where, what it needs."
     name:str                 # the name users pass: `export(route=...)`, `--route`
     runs:str                 # what does the work, in one line
-    function:object          # "module:function" (imported when the route runs) or the function itself, with the route signature (src, spec, tmp, precision, execution_provider, log, progress, cancel, work, **options)
+    function:object          # "module:function" (imported when the route runs) or the function itself, taking one `Job`
     precisions:dict          # {execution_provider: (precision, ...)} this route exports
     requires:tuple=()        # `Req`s, measured
     fix:str=CURRENT_PIN      # what to install when a requirement is unmet (`CURRENT_PIN` is filled in with the installed flavour)
     limits:str=""            # why some precision/provider pairs are refused (said in the refusal)
     differs:str=""           # where its output differs from the builder's
+    options:tuple=()         # its `Option`s: the CLI flags, panel controls, checks and reproduce line come from them
+    def option(self, name:str) -> Option:
+        "The declared `Option` called `name`; `BadOption` naming the routes that take it otherwise."
+        for o in self.options:
+            if o.name == name: return o
+        decl = [(n, o) for n, r in ROUTES.items() for o in r.options if o.name == name]
+        only = f"{decl[0][1].cli_flag} ({name}=) applies to the {' and '.join(n for n, _ in decl)} route{'s' if len(decl) > 1 else ''} only: " if decl else ""
+        raise BadOption(only + f"the {self.name} route takes no option {name!r}" + (f" (route {' or '.join(repr(n) for n, _ in decl)} does)" if decl else "")
+                        + f". Its options: {', '.join(o.name for o in self.options) or 'none'}.",
+                        f"drop {name}" + (f", or use --route {decl[0][0]}." if decl else "."))
+    def check_options(self, options:dict, precision:str|None=None) -> dict:
+        "The options given, each checked against its declaration (None values dropped: not given)."
+        return {k: self.option(k).check(v, self.name, precision) for k, v in options.items() if v is not None}
     def unmet(self, vers:dict|None=None) -> list:
         "One sentence per requirement the installed (or given) versions do not meet."
         v = vers if vers is not None else versions(tuple({r.package for r in self.requires} | {w for r in self.requires if r.when for w in r.when[:1]}))
@@ -134,12 +217,62 @@ def route(name:str) -> Route:
     if name not in ROUTES: raise BadOption(f"Unknown route {name!r}. Routes: {', '.join(ROUTES)}.", "`mistral-onnx doctor` says which work here.")
     return ROUTES[name]
 
+def register_option(route_name:str, # a name in `ROUTES`
+                    opt:Option      # the declaration
+                   ) -> Option:
+    "Add (or replace) one option of a registered route: the CLI, the panel, preflight and the reproduce line see it with no other edit."
+    from dataclasses import replace
+    r = route(route_name)
+    ROUTES[r.name] = replace(r, options=tuple(o for o in r.options if o.name != opt.name) + (opt,))
+    return opt
+
+def builder_extra_keys() -> tuple:
+    "The `--extra_options` keys the installed onnxruntime-genai builder documents (read from its source: its `--help` crashes); () if it is not installed."
+    import importlib.util, re
+    try: spec = importlib.util.find_spec("onnxruntime_genai.models.builder")
+    except (ImportError, ValueError): spec = None
+    if spec is None or not spec.origin: return ()
+    try: text = open(spec.origin).read()
+    except OSError: return ()
+    i = text.find('"--extra_options"'); j = text.find('""")', i)
+    return tuple(dict.fromkeys(re.findall(r"^ {16}([a-z][a-z_0-9]*) = ", text[i:j], re.M))) if i >= 0 and j > i else ()
+
+def _known_builder_keys(eo:dict, precision=None) -> dict:
+    "`BadOption` listing the builder's keys for a key it does not document (a typo would be ignored by the builder, silently)."
+    keys = builder_extra_keys()
+    bad = [k for k in eo if keys and k not in keys]
+    if bad: raise BadOption(f"--extra-option {', '.join(bad)}: the installed onnxruntime-genai builder has no such key.",
+                            "use one of: " + ", ".join(keys) + ".")
+    return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in eo.items()}
+
 # %% ../nbs/02b_routes.ipynb #c013
 _OLIVE = (Req("olive-ai", ">=0.13", "Olive is not installed"), Req("requests", "", "Olive imports requests without declaring it"))
 _OPTIMUM = (Req("optimum-onnx", "==0.1.0", "`optimum-cli export onnx` and Olive's OptimumConversion live in optimum-onnx"),
             Req("optimum", "~=2.1.0", "optimum-onnx 0.1.0 requires optimum~=2.1.0"),
             Req("transformers", "<4.58", "optimum-onnx 0.1.0 requires transformers<4.58"))
 _FP32 = {"cpu": ("fp32",), "cuda": ("fp32",)}
+
+def _recipe_names() -> tuple:
+    from mistral_onnx.recipes import RECIPES
+    return tuple(RECIPES)
+
+def _recipe_fits(name:str, precision:str|None) -> str:
+    "A recipe of another precision than the export's is refused (`recipes.recipe`)."
+    from mistral_onnx.recipes import recipe
+    return recipe(name, precision).name
+
+_BUILDER_OPTIONS = (
+    Option("recipe", str, None, "quantization recipe (`mistral-onnx recipes` lists them with their measured quality); "
+           "default: int4-rtn for int4, int8-rtn for int8; it sets --precision", choices=_recipe_names, precisions=("int4", "int8"), validate=_recipe_fits),
+    Option("int4_block_size", int, None, "int4 weights per scale (default: the recipe's); larger blocks decode faster on CPU and lose more accuracy",
+           choices=(16, 32, 64, 128, 256), precisions=("int4",), builder_key="block_size"),
+    Option("window_cache", str, "full", "how a sliding-window model's cache is kept: full (right for every prompt length, batch and "
+           "max_length) or ring (window-long, less memory)", choices=("full", "ring")),
+    Option("low_memory", bool, True, "int4/int8: quantize one weight at a time (peak memory about the source's size)", precisions=("int4", "int8")),
+    Option("extra_options", dict, None, "a builder --extra_options KEY=VALUE this package does not model (repeatable; an unknown key is "
+           "refused with the list); it wins over the recipe", flag="--extra-option", validate=_known_builder_keys),
+    Option("sampler", object, None, "pid -> memory sampler told each stage (export sets one)", cli=False),
+)
 _FP32_WHY = "It converts without a quantization or half-precision pass."
 
 register(Route("builder", "onnxruntime-genai's model builder (python -m onnxruntime_genai.models.builder), sliding window fixed",
@@ -150,7 +283,8 @@ register(Route("builder", "onnxruntime-genai's model builder (python -m onnxrunt
                     "(`cannot import name 'Qwen3_5ForConditionalGeneration'` on 4.57)", when=("onnxruntime-genai", ">=0.18"))),
                limits="ONNX Runtime has no fp16/bf16 attention kernels on cpu.",
                differs="GroupQueryAttention with a shared past/present buffer; for a sliding-window model a full-length cache with the window "
-                       "masked by GQA (route option window_cache='ring', CLI --window-cache ring: the builder's window-long cache)"))
+                       "masked by GQA (route option window_cache='ring', CLI --window-cache ring: the builder's window-long cache)",
+               options=_BUILDER_OPTIONS))
 register(Route("torch", "our own torch.onnx (dynamo, opset 23) export, parity-checked at prompt lengths it was not traced at",
                "mistral_onnx.torch_route:route_torch", {"cpu": ("fp32", "int4")},
                (Req("onnxruntime", "", "the route checks its graph's parity with onnxruntime (and quantizes with it)"),
@@ -158,14 +292,19 @@ register(Route("torch", "our own torch.onnx (dynamo, opset 23) export, parity-ch
                 Req("transformers", ">=5", "the route passes the cache as `cache=` (transformers 5); on 4.57 torch.export fails "
                     "(TorchExportError in step 1/3)")),
                limits="Its graph's cache grows each step (past_present_share_buffer false), which CUDA graphs cannot replay; it has no half-precision trace or int8 pass, and it has not been run on a GPU.",
-               differs="cache grows by concatenation (no shared past/present buffer); plain attention ops instead of GroupQueryAttention"))
+               differs="cache grows by concatenation (no shared past/present buffer); plain attention ops instead of GroupQueryAttention",
+               options=(Option("opset", int, 23, "torch route: the ONNX opset", choices=(18, 19, 20, 21, 22, 23)),
+                        Option("verify", bool, True, "torch route: check the graph's parity with PyTorch before writing genai_config"),
+                        Option("verify_lengths", tuple, (3, 19), "prompt lengths of the parity check", cli=False),
+                        Option("tolerance", float, 1e-3, "torch route: the largest |logit difference| the parity check accepts"))))
 register(Route("olive", "Olive 0.13's ModelBuilder pass (what `olive optimize --exporter model_builder`, formerly `auto-opt`, runs)",
                "mistral_onnx.olive_routes:route_olive",
                {"cpu": ("fp32", "int4", "int8"), "cuda": ("fp32", "fp16", "int4", "int8")},
                _OLIVE + (Req("onnxruntime-genai", "<0.15", "Olive 0.13's ModelBuilder pass fails with onnxruntime-genai 0.15 "
                              "(`Hugging Face details not found in extra_options`) and 0.18 (`No module named "
                              "'onnxruntime_genai.models.quantized_model'`)"),), OLIVE_PIN,
-               differs="the builder of onnxruntime-genai 0.14 (window-long cache)"))
+               differs="the builder of onnxruntime-genai 0.14 (window-long cache)",
+               options=(Option("search", dict, None, "genai search options Olive merges into genai_config", cli=False),)))
 register(Route("olive-optimum", "Olive's OptimumConversion pass (task text-generation-with-past); genai_config written from the spec",
                "mistral_onnx.olive_routes:route_olive_optimum", _FP32, _OLIVE + _OPTIMUM, OLIVE_PIN, _FP32_WHY,
                "plain attention ops; cache grows by concatenation"))
@@ -173,7 +312,9 @@ register(Route("olive-onnx", "Olive's OnnxConversion pass (dynamo exporter; a us
                "mistral_onnx.olive_routes:route_olive_onnx", _FP32,
                _OLIVE + (Req("onnxscript", "", "the dynamo exporter needs onnxscript"),
                          Req("transformers", "<5", "on transformers 5 OnnxConversion fails (`'past_key_values' is not in list`: "
-                             "the argument became `cache`)")), OLIVE_PIN, _FP32_WHY, "plain attention ops; cache grows by concatenation"))
+                             "the argument became `cache`)")), OLIVE_PIN, _FP32_WHY, "plain attention ops; cache grows by concatenation",
+               options=(Option("io_config", dict, None, "a user io_config for OnnxConversion (checked and corrected first)", cli=False),
+                        Option("use_dynamo_exporter", bool, True, "olive-onnx: the dynamo exporter (False: TorchScript, which fails on transformers 4.57 and 5)", cli=False))))
 register(Route("optimum", "`optimum-cli export onnx --task text-generation-with-past`; genai_config written from the spec",
                "mistral_onnx.olive_routes:route_optimum", _FP32, _OPTIMUM, OLIVE_PIN, _FP32_WHY,
                "plain attention ops; cache grows by concatenation; also loads in Optimum's ORTModelForCausalLM"))
@@ -210,7 +351,7 @@ def run_logged(cmd:list,            # the command line
                cancel,              # threading.Event or None: set it to stop the child
                stage_of,            # line -> (stage, fraction) or None
                env:dict|None=None, cwd:str|None=None,
-               sampler=None         # pid -> an object with `.stage` and `.stop()` (e.g. `quantize.RssSampler(pid).start()`): told each stage, stopped at the end
+               sampler=None         # pid -> an object with `.stage` and `.stop()` (e.g. `memory.RssSampler(pid).start()`): told each stage, stopped at the end
               ) -> tuple:           # (exit code, last 40 lines)
     "Run `cmd` in its own process group, feeding each output line to `log` and `stage_of` to `progress`; honour `cancel`."
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, cwd=cwd,

@@ -13,7 +13,8 @@ from fastcore.basics import patch
 from .env import MistralOnnxError, BadOption
 
 # %% auto #0
-__all__ = ['DECODER_TYPES', 'DTYPE_BYTES', 'MISTRAL_7B_V01', 'SpecError', 'ModelSpec', 'kv_cache_bytes', 'num_parameters']
+__all__ = ['DECODER_TYPES', 'DTYPE_BYTES', 'MISTRAL_7B_V01', 'PRECISIONS', 'SpecError', 'ModelSpec', 'Precision', 'is_quantized',
+           'kv_cache_bytes', 'num_parameters']
 
 # %% ../nbs/00_spec.ipynb #c006
 DECODER_TYPES = ("mistral", "llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2")
@@ -100,6 +101,25 @@ MISTRAL_7B_V01 = {
     "max_position_embeddings": 32768, "sliding_window": 4096, "rope_theta": 10000.0, "rms_norm_eps": 1e-05,
     "hidden_act": "silu", "tie_word_embeddings": False, "torch_dtype": "bfloat16", "bos_token_id": 1, "eos_token_id": 2}
 "Mistral-7B-v0.1's published config.json values"
+
+# %% ../nbs/00_spec.ipynb #l8b4b4c7
+@dataclass(frozen=True)
+class Precision:
+    "One export precision: what a weight costs and how the graph computes."
+    name:str          # the field's name: fp32, fp16, bf16, int8, int4
+    weight_bits:int   # bits per weight as stored (scales not counted)
+    quantized:bool    # weights quantized to integers (MatMulNBits): a recipe applies
+    compute:str       # element type of activations on CUDA; on CPU quantized graphs compute in float32
+
+PRECISIONS = {p.name: p for p in (Precision("fp32", 32, False, "float32"), Precision("fp16", 16, False, "float16"),
+                                  Precision("bf16", 16, False, "bfloat16"), Precision("int8", 8, True, "float16"),
+                                  Precision("int4", 4, True, "float16"))}
+"Every precision an export can have, by name"
+
+def is_quantized(precision:str) -> bool:
+    "True for int4/int8 (weights quantized); `BadOption` listing the precisions for an unknown one."
+    if precision not in PRECISIONS: raise BadOption(f"Unknown precision {precision!r}.", f"use one of {', '.join(PRECISIONS)}.")
+    return PRECISIONS[precision].quantized
 
 # %% ../nbs/00_spec.ipynb #c014
 @patch

@@ -12,7 +12,7 @@ from .spec import ModelSpec
 from .models import load_torch
 from .check import graph_io
 from .env import Cancelled
-from .routes import ExportError, ROUTES
+from .routes import ExportError, ROUTES, Job
 
 # %% auto #0
 __all__ = ['SEARCH_DEFAULTS', 'TRACE_SIZES', 'cache_names', 'special_tokens', 'genai_config', 'write_genai_config',
@@ -247,21 +247,13 @@ def quantize_int4(folder:Path,              # a folder holding the fp32 graph
     return {"matmul_fp32_before": before, "matmul_nbits": ops.count("MatMulNBits"), "matmul_fp32_after": ops.count("MatMul"), "block_size": block_size}
 
 # %% ../nbs/03a_torch_route.ipynb #c035
-def route_torch(src:Path,                # the source model folder
-                spec:ModelSpec,          # its spec
-                tmp:Path,                # folder to write model.onnx, model.onnx.data, genai_config.json into
-                precision:str,           # fp32 or int4
-                execution_provider:str,  # cpu or cuda: written into genai_config
-                log, progress,           # callbacks, as for every route
-                cancel=None,             # threading.Event; checked between stages
-                work:Path|None=None,     # scratch folder (unused: torch.onnx writes straight to tmp)
-                opset:int=23,            # ONNX opset
-                verify:bool=True,        # run `ort_parity` before writing genai_config
-                verify_lengths:tuple=(3, 19), # prompt lengths for `ort_parity`
-                tolerance:float=1e-3     # largest |logit difference| `ort_parity` accepts
-               ) -> dict:                # what export_report.json records as route_info
+def route_torch(job:Job   # the export: src, spec, tmp, precision (fp32 or int4), execution_provider, callbacks, options (`ROUTES['torch'].options`)
+               ) -> dict:  # what export_report.json records as route_info
     "Export with torch.onnx (dynamo): our own wrapper, named dynamic axes, a parity check, a genai_config."
     import torch, transformers
+    src, spec, tmp, precision, execution_provider, log, progress, cancel = (job.src, job.spec, job.tmp, job.precision, job.execution_provider,
+                                                                           job.log, job.progress, job.cancel)
+    opset, verify, verify_lengths, tolerance = (job.option(k) for k in ("opset", "verify", "verify_lengths", "tolerance"))
     ROUTES["torch"].check_target(precision, execution_provider)
     def stop():
         if cancel is not None and cancel.is_set(): raise Cancelled("Export cancelled; nothing was written.")

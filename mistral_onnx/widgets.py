@@ -11,15 +11,16 @@ from pathlib import Path
 import ipywidgets as W
 from .env import MistralOnnxError, BadOption, Cancelled, available_providers
 from .models import SourceError
-from .routes import ROUTES, STAGES, route as find_route
-from .export import export, ExportError, _beside
+from .routes import ROUTES, STAGES, route as find_route, Option
+from .export import export, ExportError
+from .transaction import _beside
 from .cli import in_range
 from .check import check_kv, CheckError
 from .generate import OnnxLM, GenerationError
 
 # %% auto #0
-__all__ = ['STYLE', 'error_text', 'card', 'error_card', 'Panel', 'route_choices', 'validation_html', 'export_card', 'ExportPanel',
-           'ChatPanel', 'PlotlyBundle', 'BenchPanel']
+__all__ = ['STYLE', 'error_text', 'card', 'error_card', 'Panel', 'option_control', 'control_value', 'route_choices',
+           'validation_html', 'export_card', 'ExportPanel', 'ChatPanel', 'PlotlyBundle', 'BenchPanel']
 
 # %% ../nbs/09_widgets.ipynb #c006
 def error_text(e:BaseException # the exception a panel's work raised
@@ -87,6 +88,24 @@ class Panel:
         return self
 
 # %% ../nbs/09_widgets.ipynb #c014
+def option_control(o:Option):   # an ipywidget whose `value` is None (or empty) while the option is not given
+    "The export panel's control for one declared route option: a menu for choices, a checkbox for a flag, a text box otherwise."
+    tip = o.help + (f" (default: {o.default})" if o.default is not None else "")
+    if o.type is bool: return W.Dropdown(style=STYLE, options=[("(default)", None), ("yes", True), ("no", False)], value=None, description=o.name, tooltip=tip)
+    if o.allowed(): return W.Dropdown(style=STYLE, options=[("(default)", None)] + [(str(c), c) for c in o.allowed()], value=None, description=o.name, tooltip=tip)
+    return W.Text(style=STYLE, value="", description=o.name, tooltip=tip, placeholder="KEY=VALUE, KEY=VALUE" if o.type is dict else str(o.default or ""))
+
+def control_value(o:Option, w):
+    "What a control says for its option: None while not given; text parsed as the option's type (`BadOption` naming it otherwise)."
+    v = w.value
+    if v is None or (isinstance(v, str) and not v.strip()): return None
+    if not isinstance(v, str) or o.type is str: return v
+    if o.type is dict:
+        from mistral_onnx.routes import _parse_kv
+        return {k: x for part in v.split(",") if part.strip() for k, x in _parse_kv(part).items()}
+    try: return o.type(v.strip())
+    except ValueError: raise BadOption(f"{o.name}: {v!r} is not {o.type.__name__}.", f"type a {o.type.__name__}, or leave it empty for the default.") from None
+
 def route_choices() -> list:
     "(label, route) pairs for the route menu, from `ROUTES`; a route that cannot work here is marked."
     return [(n if r.status().works else f"{n} (not here)", n) for n, r in ROUTES.items()]
@@ -145,6 +164,8 @@ class ExportPanel(Panel):
         self.precision = W.Dropdown(style=STYLE, options=r.precisions.get(self.ep.value, ()), value=precision, description="precision")
         self.ep.observe(self._precisions, "value"); self.route.observe(self._precisions, "value")
         self.out = W.Text(style=STYLE, value=str(out), description="output", layout=wide)
+        self.options = W.VBox([])                 # one control per option the route declares (`Route.options`), rebuilt when the route changes
+        self.route.observe(lambda ch: self._controls(ch["new"]), "value"); self._controls(route)
         self.overwrite = W.Checkbox(False, description="overwrite", indent=False, tooltip="replace the output folder; the old one goes only once the new one passes its check")
         self.validate = W.Checkbox(False, description="validate against PyTorch", indent=False)
         self.run = W.Button(description="Run", button_style="primary", icon="play")
@@ -155,7 +176,8 @@ class ExportPanel(Panel):
         self.result = W.HTML()
         for w, c in ((self.source, "mo-source"), (self.out, "mo-out"), (self.run, "mo-run"), (self.cancel, "mo-cancel"),
                      (self.result, "mo-result"), (self.bar, "mo-bar"), (self.precision, "mo-precision")): w.add_class(c)
-        super().__init__(W.HTML("<b>Export</b>"), self.source, W.HBox([self.route, self.ep, self.precision]), self.route_note, self.out,
+        super().__init__(W.HTML("<b>Export</b>"), self.source, W.HBox([self.route, self.ep, self.precision]), self.route_note,
+                         W.Accordion([self.options], titles=("route options",)), self.out,
                          W.HBox([W.Label(layout=W.Layout(width="7em")), self.overwrite, self.validate]), W.HBox([self.run, self.cancel]), self.bar, self.stage,
                          W.Accordion([self.log], titles=("log",)), self.result)
         self.seen, self.bars, self.lines, self.export_result, self.on_done = [], [], [], None, []
@@ -163,6 +185,17 @@ class ExportPanel(Panel):
         self._route_note({"new": route})
         self.run.on_click(lambda b: self.start())
         self.cancel.on_click(lambda b: self._cancel.set())
+
+    def _controls(self, name:str):
+        self.controls = [(o, option_control(o)) for o in ROUTES[name].options if o.cli]
+        self.options.children = [w for o, w in self.controls]
+
+    @property
+    def controls_by_name(self): return [(o.name, w) for o, w in self.controls]
+
+    def option_values(self) -> dict:
+        "The route options the form gives (controls left at their default are not given)."
+        return {o.name: v for o, w in self.controls if (v := control_value(o, w)) is not None}
 
     def _route_note(self, change):
         st = ROUTES[change["new"]].status()
@@ -198,7 +231,7 @@ class ExportPanel(Panel):
         def work():
             if not args["source"]: raise BadOption("No model source given.", "type 'embedded', a model folder, or a hub id (owner/name).")
             if not str(self.out.value).strip(): raise BadOption("No output folder given.", "type the folder to create.")
-            r = export(**args, progress=self._progress, log=self._log, cancel=self._cancel)
+            r = export(**args, **self.option_values(), progress=self._progress, log=self._log, cancel=self._cancel)
             kv = r.kv
             val = None
             if self.validate.value:

@@ -9,9 +9,10 @@ Memory bounds only; no timings. About 2 minutes on 2 busy cores (three builder r
 """
 import json
 import pytest
-from mistral_onnx import quantize as q
-from mistral_onnx.quantize import (profile_builder, compare_models, estimate_export_resources, check_resources, ResourceError,
-                                   IGNORE_FLAG, estimate_gpu_memory, check_gpu_memory)
+from mistral_onnx import resources as res
+from mistral_onnx.quantize import profile_builder, compare_models
+from mistral_onnx.resources import (estimate_export_resources, check_resources, ResourceError, IGNORE_FLAG, estimate_gpu_memory,
+                                    check_gpu_memory)
 from mistral_onnx.spec import ModelSpec, MISTRAL_7B_V01
 from mistral_onnx.env import MistralOnnxError
 
@@ -36,7 +37,7 @@ def test_low_memory_int4_within_1_3x_source(big_fp16, tmp_path):
     print(f"peak {p['peak']/1e6:.0f} MB, load {p['load']/1e6:.0f} MB, source {src/1e6:.0f} MB: {above/src:.2f}x above load")
     assert above <= 1.3 * src, {k: v for k, v in p.items() if k != "anon"}
     est = estimate_export_resources(ModelSpec.from_pretrained(big_fp16), "int4", low_memory=True, source_dtype="fp16")
-    assert above <= est.host_peak_bytes - q.BASE_BYTES, "the estimate is below what was measured"
+    assert above <= est.host_peak_bytes - res.BASE_BYTES, "the estimate is below what was measured"
     assert (tmp_path/"int4"/"model.onnx.data").stat().st_size <= est.disk_bytes
 
 def _export_has_low_memory() -> bool:
@@ -75,7 +76,7 @@ def test_same_answers_as_builder_int4(embedded_pair):
     assert task_score(words, ans[True]) >= 0.9          # the embedded model answers; both paths agree token for token
 
 def test_refusal_names_needed_free_and_flag(monkeypatch, tmp_path):
-    monkeypatch.setattr(q, "memory_available", lambda: 24_000_000_000)
+    monkeypatch.setattr(res, "memory_available", lambda: 24_000_000_000)
     m7b = ModelSpec.from_config(MISTRAL_7B_V01)
     est = estimate_export_resources(m7b, "int4", low_memory=False, execution_provider="cuda", source_dtype="bf16")
     with pytest.raises(ResourceError) as e: check_resources(est, tmp_path/"out")
@@ -89,7 +90,7 @@ def test_refusal_names_needed_free_and_flag(monkeypatch, tmp_path):
 
 def test_refusal_for_disk(monkeypatch, tmp_path):
     import collections
-    monkeypatch.setattr(q.shutil, "disk_usage", lambda p: collections.namedtuple("du", "total used free")(10**12, 10**12 - 10**9, 10**9))
+    monkeypatch.setattr(res.shutil, "disk_usage", lambda p: collections.namedtuple("du", "total used free")(10**12, 10**12 - 10**9, 10**9))
     est = estimate_export_resources(ModelSpec.from_config(MISTRAL_7B_V01), "fp16", execution_provider="cuda", source_dtype="bf16")
     with pytest.raises(ResourceError, match=r"about 15\.2 GB of disk and 1\.0 GB is free"): check_resources(est, tmp_path/"out")
 

@@ -7,11 +7,11 @@ import mistral_onnx
 
 PKG = Path(mistral_onnx.__file__).parent
 
-LAYERS = [("env", "spec"),                                          # facts about the machine and the model
-          ("models", "folder", "published"),                        # sources, an exported folder, published configs
+LAYERS = [("env", "spec", "family", "memory"),                      # facts about the machine and the model (and its family)
+          ("models", "folder", "published", "sources", "resources", "recipes"), # sources and their checks, an exported folder, published configs, estimates, quantization recipes
           ("check", "kv_cache"),                                    # checks and concepts over those
-          ("routes", "olive_io", "builder", "torch_route", "olive_routes", "quantize"),   # the registry, then the routes
-          ("export",),                                              # the front
+          ("routes", "transaction", "olive_io", "builder", "torch_route", "olive_routes", "quantize"),   # the registry, then the routes
+          ("export", "session"),                                    # the front; one decode session over an export
           ("validate", "generate", "engine", "serve", "bench", "diagnose", "doctor", "peers"),   # what runs or judges an export
           ("widgets", "cli")]                                       # the two faces
 LAYER = {m: i for i, ms in enumerate(LAYERS) for m in ms}
@@ -65,10 +65,11 @@ def test_a_registered_route_appears_everywhere(tmp_path, monkeypatch):
     from mistral_onnx.doctor import doctor
     from mistral_onnx.export import export
     calls = []
-    def route_dummy(src, spec, tmp, precision, execution_provider, log, progress, cancel=None, work=None):
-        calls.append(precision)
-        return route_builder(src, spec, tmp, precision, execution_provider, log, progress, cancel, work=work)
-    monkeypatch.setitem(ROUTES, "dummy", Route("dummy", "the builder, called through a test route", route_dummy, {"cpu": ("fp32",)}))
+    def route_dummy(job):
+        calls.append(job.precision)
+        return route_builder(job)
+    monkeypatch.setitem(ROUTES, "dummy", Route("dummy", "the builder, called through a test route", route_dummy, {"cpu": ("fp32",)},
+                                               options=ROUTES["builder"].options))
     monkeypatch.setitem(ROUTES, "dummy-missing", Route("dummy-missing", "needs a package nobody has", route_dummy, {"cpu": ("fp32",)},
                                                        (Req("no-such-package-xyz", ">=1", "it is a test"),), fix="pip install no-such-package-xyz"))
     # the CLI
@@ -89,3 +90,34 @@ def test_a_registered_route_appears_everywhere(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="cannot run on cpu with the dummy route"): export("embedded", tmp_path/"f", route="dummy", precision="int4")
     assert main(["export", "embedded", str(tmp_path/"g"), "--route", "dummy-missing"]) == 2
     assert calls == ["fp32"] and not (tmp_path/"f").exists() and not (tmp_path/"g").exists()
+
+
+def test_a_declared_option_and_recipe_appear_everywhere(tmp_path, monkeypatch, capsys):
+    "One declaration each: a route option and a recipe show in --help, the panel, the reproduce line and `mistral-onnx recipes`."
+    import json
+    from mistral_onnx import routes, recipes
+    from mistral_onnx.routes import Option, register_option
+    from mistral_onnx.recipes import Recipe, register_recipe
+    from mistral_onnx.cli import build_parser, main
+    from mistral_onnx.widgets import ExportPanel
+    monkeypatch.setitem(routes.ROUTES, "builder", routes.ROUTES["builder"])   # the registration below is undone with the test
+    monkeypatch.setitem(recipes.RECIPES, "int4-dummy", None); del recipes.RECIPES["int4-dummy"]
+    register_option("builder", Option("dummy_level", int, None, "a test option that becomes accuracy_level", choices=(1, 2, 4),
+                                      precisions=("int4",), builder_key="accuracy_level"))
+    register_recipe(Recipe("int4-dummy", "int4", "a test recipe: block 64", block_size=64))
+    export_parser = next(a for a in build_parser()._actions if a.dest == "command").choices["export"]
+    helptext = export_parser.format_help()
+    assert "--dummy-level" in helptext and "int4-dummy" in helptext
+    p = ExportPanel(out=tmp_path/"o")
+    assert "dummy_level" in dict(p.controls_by_name)
+    rec = dict(p.controls_by_name)["recipe"]
+    assert "int4-dummy" in [v for _, v in rec.options]
+    assert main(["recipes"]) == 0 and "int4-dummy" in capsys.readouterr().out
+    assert main(["export", "embedded", str(tmp_path/"e"), "--recipe", "int4-dummy", "--dummy-level", "4"]) == 0
+    rep = json.loads((tmp_path/"e"/"export_report.json").read_text())
+    assert "--recipe int4-dummy" in rep["command"] and "--dummy-level 4" in rep["command"] and "--precision int4" in rep["command"]
+    assert rep["route_info"]["extra_options"] == {"block_size": 64, "accuracy_level": 4}
+    import onnx
+    m = onnx.load(str(tmp_path/"e"/"model.onnx"), load_external_data=False)
+    attrs = [{a.name: a.i for a in n.attribute} for n in m.graph.node if n.op_type == "MatMulNBits"]
+    assert attrs and all(a["block_size"] == 64 and a["accuracy_level"] == 4 for a in attrs)

@@ -90,7 +90,8 @@ def test_baked_length_is_caught(tmp_path, monkeypatch):
         return ({0: ids[0]}, mask, {0: pos[0]}, kv)
     monkeypatch.setattr(tr, "dynamic_shapes", baked)
     src = resolve_source("embedded"); spec = ModelSpec.from_pretrained(src)
-    fails(lambda: tr.route_torch(src, spec, tmp_path, "fp32", "cpu", log=lambda s: None, progress=lambda *a: None),
+    from mistral_onnx.routes import Job, route
+    fails(lambda: tr.route_torch(Job(route("torch"), src, spec, tmp_path, "fp32", "cpu", log=lambda s: None, progress=lambda *a: None)),
               contains="does not run at prompt length 3")
     assert not (tmp_path/"genai_config.json").exists()
 
@@ -104,6 +105,7 @@ def test_cancel_between_stages(tmp_path):
     ev = threading.Event()
     def progress(stage, frac, msg):
         if "loading" in msg: ev.set()
-    fails(lambda: tr.route_torch(src, spec, tmp_path, "fp32", "cpu", log=lambda s: None, progress=progress, cancel=ev),
+    from mistral_onnx.routes import Job, route
+    fails(lambda: tr.route_torch(Job(route("torch"), src, spec, tmp_path, "fp32", "cpu", log=lambda s: None, progress=progress, cancel=ev)),
               contains="cancelled")
     assert not (tmp_path/"model.onnx").exists()

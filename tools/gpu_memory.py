@@ -84,8 +84,8 @@ def main():
             import torch; ep = "cuda" if torch.cuda.is_available() else "cpu"
         except ImportError: ep = "cpu"
     res["execution_provider"] = ep
-    from mistral_onnx.quantize import (profile_builder, estimate_export_resources, compare_models, free_resources, weight_bytes,
-                                       folder_weight_bytes)
+    from mistral_onnx.quantize import profile_builder, compare_models
+    from mistral_onnx.resources import estimate_export_resources, free_resources, weight_bytes, folder_weight_bytes
     from mistral_onnx.spec import ModelSpec, num_parameters
     src = Path(a.src)
     spec = ModelSpec.from_config(json.loads((src/"config.json").read_text()))
