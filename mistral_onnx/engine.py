@@ -14,6 +14,7 @@ import numpy as np
 from fastcore.basics import patch
 from .env import MistralOnnxError, BadOption
 from .folder import ExportFolder, CheckError
+from .session import max_length
 
 # %% auto #0
 __all__ = ['ROLES', 'GenerationError', 'QueueFull', 'Search', 'check_messages', 'chat_text', 'special_tokens', 'chat_ids', 'Job',
@@ -323,7 +324,7 @@ def _start(self:Runner, job:Job):
         job.path = "generator"
         p = og.GeneratorParams(self.model)
         total = len(job.ids) + n
-        opts = dict(max_length=min(max(total, self.window), self.context_length), do_sample=bool(s.do_sample))
+        opts = dict(max_length=max_length(total, self.window, self.context_length), do_sample=bool(s.do_sample))   # the one window rule
         if s.min_new_tokens: opts["min_length"] = len(job.ids) + min(s.min_new_tokens, n)
         if s.repetition_penalty != 1.0: opts["repetition_penalty"] = float(s.repetition_penalty)
         if s.do_sample: opts.update(temperature=float(s.temperature), top_k=int(s.top_k), top_p=float(s.top_p))
