@@ -236,7 +236,7 @@ class Runner:
         self.context_length, self.window = self.folder.context_length, self.folder.sliding_window
         self.vocab_size = m.get("vocab_size")
         eos = m.get("eos_token_id", []); self.eos = set(eos if isinstance(eos, list) else [eos])
-        self.engine, self.engine_note, self.batch_size = None, "off (use_engine=False)", 1
+        self.engine, self.engine_note, self.batch_size, self.rows_seen = None, "off (use_engine=False)", 1, 0
         self._want_engine = use_engine and self.folder.window_cache != "ring"
         if use_engine and not self._want_engine: self.engine_note = "off: a window-long (ring) cache is fed through og.Generator"
         self._inbox, self._jobs, self._gens = deque(), [], []
@@ -401,6 +401,8 @@ def _loop(self:Runner):
                 msg = f"og.Engine failed: {' '.join(str(e).split())[:400]}"
                 for job in self._jobs: self._finish(job, "error", msg)
                 self._jobs.clear(); continue
+            rows = sum(1 for i in range(len(buf)) if buf[i].flags & og.EngineEventFlags.TOKEN)
+            self.rows_seen = max(self.rows_seen, rows)    # what the scheduler really decoded together (CPU static engine: 4)
             for i in range(len(buf)):
                 ev = buf[i]; job = next((j for j in self._jobs if j._req == ev.request), None)
                 if job is None: continue

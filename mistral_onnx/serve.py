@@ -195,7 +195,7 @@ def make_app(runner:Runner,             # the export being served
 
     async def health(request):
         return JSONResponse({"status": "closing" if state["closing"] else ("dead" if runner.dead else "ok"), "model": model_name,
-                             "engine": runner.engine_note, "batch_size": runner.batch_size, "held": runner.held, "max_queue": runner.max_queue})
+                             "engine": runner.engine_note, "batch_size": runner.batch_size, "rows_decoded_together_max": runner.rows_seen, "held": runner.held, "max_queue": runner.max_queue})
 
     async def not_found(request, exc):
         code = getattr(exc, "status_code", 404)
