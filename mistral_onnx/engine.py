@@ -397,10 +397,17 @@ def _loop(self:Runner):
             self._jobs.remove(job); self._finish(job, "cancelled")
         if self._jobs:
             try: self.engine.run(buf)
-            except Exception as e:   # the engine is unusable: fail what it holds, say why
+            except Exception as e:   # the engine cannot serve this export here: say so, and go on with a generator per request
                 msg = f"og.Engine failed: {' '.join(str(e).split())[:400]}"
-                for job in self._jobs: self._finish(job, "error", msg)
-                self._jobs.clear(); continue
+                self.engine, self.engine_note = None, f"off after a failure ({msg}); a generator per request"
+                held, self._jobs = self._jobs, []
+                for job in held:
+                    if job.tokens: self._finish(job, "error", msg); continue     # text already sent: cannot restart unseen
+                    for a in ("_req", "_stream"):
+                        if hasattr(job, a): delattr(job, a)
+                    try: self._start(job)
+                    except Exception as e2: self._finish(job, "error", f"could not start: {' '.join(str(e2).split())[:400]}")
+                continue
             rows = sum(1 for i in range(len(buf)) if buf[i].flags & og.EngineEventFlags.TOKEN)
             self.rows_seen = max(self.rows_seen, rows)    # what the scheduler really decoded together (CPU static engine: 4)
             for i in range(len(buf)):
