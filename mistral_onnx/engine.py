@@ -171,7 +171,11 @@ def chat_ids(tokenizer,              # an `og.Tokenizer`
         if not inside: continue
         lo, hi = inside[0], inside[-1]
         tk.encode_special_tokens = True
-        plain = tk.encode(text[offs[lo][0]:offs[hi][1]], add_special_tokens=False).ids
+        region = text[offs[lo][0]:offs[hi][1]]
+        # encoded behind an anchor, so a normalizer that prepends a word-start marker ('▁', legacy SentencePiece) fires on the anchor,
+        # not inside the conversation; plain encoding when the anchor's tokens are not a clean prefix
+        anchor, full = tk.encode("a", add_special_tokens=False).ids, tk.encode("a" + region, add_special_tokens=False).ids
+        plain = full[len(anchor):] if full[:len(anchor)] == anchor else tk.encode(region, add_special_tokens=False).ids
         tk.encode_special_tokens = False
         ids[lo:hi + 1] = plain
     return [int(i) for i in ids]
