@@ -15,7 +15,7 @@ import mistral_onnx.adapters   # declares the builder route's --adapter/--merge 
 # %% auto #0
 __all__ = ['COMMANDS', 'in_range', 'ranged', 'write_new_file', 'cmd_export', 'cmd_check', 'cmd_generate', 'cmd_demo',
            'cmd_diagnose', 'add_route_options', 'route_options_given', 'build_parser', 'main', 'cmd_doctor',
-           'cmd_validate', 'cmd_bench', 'cmd_recipes']
+           'cmd_validate', 'cmd_bench', 'cmd_recipes', 'cmd_generate_many', 'cmd_serve']
 
 # %% ../nbs/10_cli.ipynb #c005
 def _allowed(kind, lo, hi, lo_open, hi_open) -> str:
@@ -87,6 +87,7 @@ def cmd_check(a) -> int:
 
 def cmd_generate(a) -> int:
     "Stream one answer to stdout; speed to stderr."
+    if _wants_runner(a): return cmd_generate_many(a)   # --prompts-file, constraints, stop strings, ...: the engine's runner
     from mistral_onnx.generate import OnnxLM
     from mistral_onnx.folder import ExportFolder
     if a.ep is not None:
@@ -215,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="KV check of an exported folder")
     c.add_argument("out"); c.set_defaults(fn=cmd_check)
     g = sub.add_parser("generate", help="stream an answer from an exported folder")
-    g.add_argument("out"); g.add_argument("prompt")
+    g.add_argument("out"); g.add_argument("prompt", nargs="?", default=None, help="the prompt (or --prompts-file)")
     g.add_argument("--max-new-tokens", type=ranged("--max-new-tokens", int, lo=1), default=64, help="longest answer, in tokens (>= 1; default 64)")
     g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     g.add_argument("--temperature", type=ranged("--temperature", float, lo=0, lo_open=True), default=1.0, help="sampling temperature (> 0; default 1)")
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--raw", action="store_true", help="no chat template: continue the text as given")
     g.add_argument("--ep", default=None, help="execution provider (default: the export's own)")
     g.add_argument("--adapter", default=None, metavar="NAME", help="answer with this LoRA adapter of the folder (exported with --adapter NAME=DIR; default: the base model)")
+    _generate_more_args(g)
     g.set_defaults(fn=cmd_generate)
     d = sub.add_parser("demo", help="the whole job on the embedded model: export, check, generate, accuracy")
     d.add_argument("--out", default="mistral-onnx-demo", help="where to export (replaced if present)")
@@ -365,3 +367,72 @@ def cmd_recipes(a) -> int:
 
 COMMANDS["recipes"] = ("quantization recipes (use one with `export --recipe NAME`): what each keeps, measured quality and size",
                        lambda s: s.add_argument("--json", action="store_true", help="print them as JSON"), cmd_recipes)
+
+# %% ../nbs/10_cli.ipynb #serve-code
+def _generate_more_args(g):
+    "The runner's flags on `generate`: batches, constraints, stop strings, penalties, speculation."
+    g.add_argument("--prompts-file", default=None, metavar="F", help="answer every line of F (one prompt per line); prints JSON lines")
+    g.add_argument("--regex", default=None, help="the answer must match this regular expression")
+    g.add_argument("--json-schema", default=None, metavar="FILE", help="the answer must be JSON valid against the schema in FILE")
+    g.add_argument("--stop", action="append", default=None, metavar="TEXT", help="end the answer before TEXT (repeatable)")
+    g.add_argument("--repetition-penalty", type=ranged("--repetition-penalty", float, lo=0, lo_open=True), default=None, help="> 1 discourages repeats (default 1: off)")
+    g.add_argument("--min-new-tokens", type=ranged("--min-new-tokens", int, lo=0), default=None, help="hold EOS back until this many tokens")
+    g.add_argument("--ngram-size", type=ranged("--ngram-size", int, lo=2, hi=16), default=None, help="n-gram speculative decoding (greedy output unchanged)")
+
+def _wants_runner(a) -> bool:
+    return a.prompt is None or any(getattr(a, k, None) is not None for k in ("prompts_file", "regex", "json_schema", "stop", "repetition_penalty", "min_new_tokens", "ngram_size"))
+
+def cmd_generate_many(a) -> int:
+    "Answers through `engine.Runner`: a prompts file (JSON lines out) or one prompt with constraints (streamed)."
+    from mistral_onnx.engine import Runner, Search
+    if (a.prompt is None) == (a.prompts_file is None):
+        raise BadOption("give either a PROMPT or --prompts-file F, not both or neither.", "e.g. mistral-onnx generate OUT --prompts-file prompts.txt")
+    schema = None
+    if a.json_schema:
+        try: schema = json.loads(Path(a.json_schema).read_text())
+        except ValueError as e: raise BadOption(f"--json-schema {a.json_schema} is not JSON: {e}.", "pass a file holding a JSON Schema object.") from None
+    s = Search(max_new_tokens=a.max_new_tokens, min_new_tokens=a.min_new_tokens or 0, do_sample=a.sample, temperature=a.temperature,
+               top_k=a.top_k, top_p=a.top_p, seed=a.seed, repetition_penalty=a.repetition_penalty or 1.0, stop=tuple(a.stop or ()),
+               regex=a.regex, json_schema=schema, ngram_size=a.ngram_size or 0).check()
+    if a.prompts_file:
+        prompts = [l for l in Path(a.prompts_file).read_text().splitlines() if l.strip()]
+        if not prompts: raise BadOption(f"{a.prompts_file} holds no prompt.", "write one prompt per line.")
+    else: prompts = [a.prompt]
+    with Runner(a.out, execution_provider=a.ep, max_queue=max(64, len(prompts))) as r:
+        t0 = time.perf_counter()
+        if a.prompts_file:
+            answers = r.generate(prompts, chat=not a.raw, search=s)
+            for p, ans, j in zip(prompts, answers, r.last_jobs):
+                print(json.dumps({"prompt": p, "answer": ans, "finish_reason": j.finish_reason, "tokens": len(j.tokens)}, ensure_ascii=False), flush=True)
+            n = sum(len(j.tokens) for j in r.last_jobs)
+            print(f"[{len(prompts)} prompts, {n} new tokens in {time.perf_counter() - t0:.2f} s; engine {r.engine_note}]", file=sys.stderr)
+        else:
+            job = r.submit(r.encode(a.prompt, chat=not a.raw), s, on_text=lambda piece: print(piece, end="", flush=True)).wait()
+            print()
+            if job.finish_reason == "error": raise BadOption(f"generation failed: {job.error}", "run `mistral-onnx check` on the folder.")
+            print(f"[{len(job.ids)} prompt tokens, {len(job.tokens)} new ({job.finish_reason}) via {job.path}]", file=sys.stderr)
+    return 0
+
+def cmd_serve(a) -> int:
+    "Serve an export with OpenAI's HTTP API until Ctrl-C / SIGTERM."
+    from mistral_onnx.serve import serve
+    if a.ep is not None:
+        from mistral_onnx.routes import check_provider
+        check_provider(a.ep)
+    return serve(a.out, host=a.host, port=a.port, model_name=a.model_name, execution_provider=a.ep, max_batch_size=a.max_batch_size,
+                 max_queue=a.max_queue, api_key=a.api_key or os.environ.get("MISTRAL_ONNX_API_KEY"), grace=a.grace, log_level=a.log_level)
+
+def _serve_args(s):
+    s.add_argument("out", help="the exported folder")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=ranged("--port", int, lo=0, hi=65535), default=8000, help="port (default 8000; 0: any free port, printed)")
+    s.add_argument("--model-name", default=None, help="the model id clients send (default: the folder's name)")
+    s.add_argument("--ep", default=None, help="execution provider (default: the export's own)")
+    s.add_argument("--max-batch-size", type=ranged("--max-batch-size", int, lo=1, hi=1024), default=8, help="the engine's static batch (default 8)")
+    s.add_argument("--max-queue", type=ranged("--max-queue", int, lo=1, hi=100_000), default=64, help="requests held at once; more get 429 (default 64)")
+    s.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set MISTRAL_ONNX_API_KEY)")
+    s.add_argument("--grace", type=ranged("--grace", float, lo=0), default=10.0, help="seconds requests in flight may take at shutdown (default 10)")
+    s.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn's log level")
+
+COMMANDS["serve"] = ("serve an export with an OpenAI-compatible HTTP API (chat, completions, streaming) on ONNX Runtime GenAI's engine", _serve_args, cmd_serve)
+

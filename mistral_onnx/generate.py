@@ -17,11 +17,10 @@ from .check import check_kv
 from .session import DecodeSession
 
 # %% auto #0
-__all__ = ['GenerationError', 'GenStats', 'OnnxLM', 'tokenizer_mismatches']
+__all__ = ['RUNNER_OPTIONS', 'GenStats', 'OnnxLM', 'tokenizer_mismatches']
 
 # %% ../nbs/07_generate.ipynb #c006
-class GenerationError(MistralOnnxError, ValueError):
-    "Input that generation cannot take; the message names the problem and the fix."
+from .engine import GenerationError   # one error class for generation, batches and serving (defined in 07a_engine)
 
 @dataclass
 class GenStats:
@@ -49,6 +48,7 @@ class OnnxLM:
             if not rep.ok: raise CheckError(f"{self.folder.path} fails the KV check, so ONNX Runtime GenAI would fail or answer wrongly:\n{rep}\n",
                                             "export again (`mistral-onnx export SOURCE OUT --overwrite`) or repair the file named "
                                             "above; OnnxLM(folder, check=False) loads it anyway.")
+        self.execution_provider = execution_provider
         self.session = DecodeSession(self.folder, execution_provider)   # the model, its tokenizer, the cache rule, adapters
         self.model, self.tokenizer = self.session.model, self.session.tokenizer
         from mistral_onnx.adapters import resolve_adapter
@@ -66,10 +66,10 @@ class OnnxLM:
 from fastcore.basics import patch
 
 @patch
-def chat_ids(self:OnnxLM, user:str) -> list:
-    "Token ids of one user turn in the model's chat template, ready for the answer."
-    text = self.tokenizer.apply_chat_template(json.dumps([{"role": "user", "content": user}]), add_generation_prompt=True)
-    return [int(i) for i in self.tokenizer.encode(text)]
+def chat_ids(self:OnnxLM, user:str|list) -> list:
+    "Token ids of one user turn (text) or a conversation (a list of {role, content}) in the model's chat template, ready for the answer."
+    from mistral_onnx.engine import chat_ids   # user text that spells a control token stays text (07a_engine)
+    return chat_ids(self.tokenizer, self.folder, user)
 
 @patch
 def encode(self:OnnxLM, text:str, bos:bool=True) -> list:
@@ -136,12 +136,22 @@ def stream_ids(self:OnnxLM, ids:list,
         yield tok
     st.hit_context = not eos and st.new_tokens < max_new_tokens
 
+RUNNER_OPTIONS = {"stop", "regex", "json_schema", "repetition_penalty", "min_new_tokens", "ngram_size"}
+
+def _is_batch(prompt) -> bool:
+    "A list of prompts (texts or conversations), not one conversation (a list of messages)."
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and not all(isinstance(m, dict) for m in prompt)
+
 @patch
 @typed
-def stream(self:OnnxLM, prompt:str,
+def stream(self:OnnxLM, prompt:str|list,
            chat:bool=True,   # wrap the prompt in the chat template
            **kw):            # passed to `stream_ids`
-    "Yield the answer's text piece by piece as it is generated."
+    "Yield the answer's text piece by piece as it is generated; `prompt` is text or a conversation ([{role, content}, ...])."
+    if chat and isinstance(prompt, list):
+        ts = self.tokenizer.create_stream()
+        for t in self.stream_ids(self.chat_ids(prompt), **kw): yield ts.decode(t)
+        return
     if not isinstance(prompt, str): raise GenerationError(f"The prompt must be text (str), not {type(prompt).__name__}.")
     if not prompt.strip(): raise GenerationError("The prompt is empty. Fix: give some text.")
     try: prompt.encode("utf-8")
@@ -151,8 +161,9 @@ def stream(self:OnnxLM, prompt:str,
     for t in self.stream_ids(ids, **kw): yield ts.decode(t)
 
 @patch
-def generate(self:OnnxLM, prompt:str, chat:bool=True, **kw) -> str:
-    "The whole answer as one string."
+def generate(self:OnnxLM, prompt:str|list, chat:bool=True, **kw) -> str|list:
+    "The whole answer as one string; for a batch (a list of prompts or of conversations), the list of answers (see below)."
+    if _is_batch(prompt) or set(kw) & RUNNER_OPTIONS: return self.generate_many(prompt, chat=chat, **kw)
     return "".join(self.stream(prompt, chat=chat, **kw))
 
 # %% ../nbs/07_generate.ipynb #c022
@@ -172,3 +183,27 @@ def tokenizer_mismatches(lm:OnnxLM,     # a loaded export
 def answers(self:OnnxLM, prompts:list, max_new_tokens:int=16, adapter:str|None=None) -> list:
     "Greedy answers to a list of user messages (with `adapter`, or the one OnnxLM was given)."
     return [self.generate(p, max_new_tokens=max_new_tokens, adapter=adapter) for p in prompts]
+
+# %% ../nbs/07_generate.ipynb #batch-code
+@patch
+def runner(self:OnnxLM, **kw):
+    "The `engine.Runner` over this export, made on first use (kw: `Runner`'s, e.g. max_batch_size)."
+    from mistral_onnx.engine import Runner
+    if getattr(self, "_runner", None) is None: self._runner = Runner(self.folder, execution_provider=self.execution_provider, **kw)
+    return self._runner
+
+@patch
+def generate_many(self:OnnxLM, prompts:list, chat:bool=True,
+                  max_new_tokens:int=64, do_sample:bool=False, temperature:float=1.0, top_k:int=50, top_p:float=1.0, seed:int|None=None,
+                  **options) -> str|list:    # stop, regex, json_schema, repetition_penalty, min_new_tokens, ngram_size
+    "Answers through `engine.Runner`: a list for a batch, one string for one prompt or conversation."
+    from mistral_onnx.engine import Search
+    unknown = set(options) - RUNNER_OPTIONS
+    if unknown: raise GenerationError(f"Unknown option(s) {sorted(unknown)}.", f"use {sorted(RUNNER_OPTIONS)} or the sampling options.")
+    s = Search(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, **options)
+    batch = _is_batch(prompts)
+    items = list(prompts) if batch else [prompts]
+    r = self.runner(max_queue=max(64, len(items)))
+    out = r.generate(items, chat=chat, search=s)
+    self.last_jobs = r.last_jobs
+    return out if batch else out[0]

@@ -7,7 +7,7 @@ PY=${PYTHON:-python3.11}
 t0=$(date +%s)
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[cpu,dev,docs,gguf,lora]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[cpu,dev,docs,gguf,lora,serve]"
 echo "== notebooks (nbdev-test)"
 .venv/bin/nbdev-test --n-workers 2
 echo "== docs site (offline build + checks)"; .venv/bin/python tools/docs.py   # tests/test_docs.py then opens it in chromium
