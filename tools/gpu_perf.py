@@ -181,11 +181,11 @@ def categorize(name:str) -> str:
         if any(k in n for k in keys): return c
     return "other"
 
-def kineto_profile(folder:Path, steps:int=16) -> dict:
-    "One ORT GenAI decode step, from PyTorch's profiler (CUPTI sees every kernel of the process, ORT's included)."
+def kineto_profile(folder:Path, steps:int=16, ort=None) -> dict:
+    "One ORT GenAI decode step, from PyTorch's profiler (CUPTI sees every kernel of the process, ORT's included); `ort`: a loaded runner of `folder`."
     import numpy as np, torch
     from torch.profiler import profile as tprofile, ProfilerActivity
-    ort = Ort(folder); og = ort.og
+    ort = ort or Ort(folder); og = ort.og
     g0 = json.loads((folder/"genai_config.json").read_text())
     win = (g0["model"]["decoder"].get("sliding_window") or {}).get("window_size") or 0   # a ring cache must hold the window
     p = og.GeneratorParams(ort.model); n = 128 + 2 * steps + 40
