@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from .spec import ModelSpec
+from .family import pad_finding
 from .folder import ExportFolder, CheckError, graph_io, read_genai_config, regular_file
 
 # %% auto #0
@@ -143,6 +144,7 @@ def check_kv(folder:str|Path|ExportFolder, # an exported folder: model.onnx (+ .
                       ("num_key_value_heads", spec.num_key_value_heads), ("head_size", spec.head_dim)):
         got = dec.get(key)
         r.add(got == want, f"genai_config {key}", got, want, "ONNX Runtime GenAI sizes its cache buffers from this. Fix: correct genai_config.json")
+    r.add(*pad_finding(folder.genai_config))
     if io["window"] and spec.sliding_window:
         win = io["window"]
         r.add(win == [spec.sliding_window], "GroupQueryAttention local_window_size", win, [spec.sliding_window],

@@ -16,12 +16,14 @@ from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, c
 from .recipes import RECIPES
 from .folder import ExportFolder
 from .check import check_kv
+from .family import fix_pad_token
 from .sources import refuse_special_files, check_config_values, check_against_weights, check_source
+from .transaction import (Transaction, refuse_out, refuse_existing, atomic_write, install_signal_handlers, SIGNALS,
+                                      clean_stale_work, WORK_PREFIX, MARKER, mark, owned)   # moved to `transaction`; names kept here for callers
 
 # %% auto #0
-__all__ = ['WORK_PREFIX', 'SIGNALS', 'runtime_options', 'apply_runtime_options', 'Plan', 'refuse_existing', 'preflight',
-           'clean_stale_work', 'install_signal_handlers', 'Transaction', 'finish_folder', 'command',
-           'nonfinite_weights', 'export_report', 'ExportResult', 'export']
+__all__ = ['runtime_options', 'apply_runtime_options', 'Plan', 'preflight', 'finish_folder', 'command', 'nonfinite_weights',
+           'export_report', 'ExportResult', 'export']
 
 # %% ../nbs/03_export.ipynb #c006
 def runtime_options(execution_provider:str) -> dict:
@@ -58,27 +60,6 @@ class Plan:
     route_options:dict=field(default_factory=dict)   # the route's declared options as given (`Route.check_options`)
     resources:dict|None=None # `resources.check_resources`: the memory/disk estimate, what was free, whether it fits
     trust_remote_code:bool=False
-
-def _refuse_unsafe_out(src:Path, out:Path):
-    "Never write into the source, never replace a parent of it, and replace only a folder that is an export (or empty)."
-    s = Path(src).resolve(); o = out.resolve()
-    if o == s or s in o.parents or o in s.parents:
-        raise ExportError(f"The output {out} {'is' if o == s else 'is inside' if s in o.parents else 'contains'} the source model "
-                          f"folder {src}; mistral_onnx never modifies or replaces a source. Fix: choose an output folder outside it.")
-    if out.is_symlink():
-        raise ExportError(f"{out} is a symbolic link (to {os.readlink(out)}); an export never replaces a link or writes through one.",
-                          f"pass the folder it points to ({o}) as the output, or remove the link first.")
-    if out.exists():
-        if not out.is_dir(): raise ExportError(f"{out} exists and is a file, not an export folder. Fix: choose another output folder.")
-        if any(out.iterdir()) and not ((out/"genai_config.json").exists() or (out/"export_report.json").exists()):
-            raise ExportError(f"{out} exists and is not an export folder (no genai_config.json), so --overwrite will not replace it. "
-                              "Fix: choose another output folder, or delete it yourself if it is really meant to go.")
-
-def refuse_existing(out:Path, overwrite:bool):
-    "`ExportError` if `out` exists and `overwrite` is not set."
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists. Fix: choose another folder, or pass overwrite=True (CLI: --overwrite); "
-                          "the old folder is replaced only once the new export has passed its check.")
 
 def preflight(source:str|Path,               # "embedded", a model folder, or a hub id
               out:str|Path,                  # folder to create
@@ -118,7 +99,7 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
     spec = ModelSpec.from_config(src_cfg)
     check_source(src, spec, src_cfg)
     out = Path(out).expanduser().absolute()
-    _refuse_unsafe_out(src, out)
+    refuse_out(src, out, overwrite)      # `transaction`: only an export this package wrote is replaced
     refuse_existing(out, overwrite)
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ExportError(f"Cannot create {out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
@@ -134,217 +115,18 @@ def preflight(source:str|Path,               # "embedded", a model folder, or a 
                       + f"{fr['disk_free_bytes']/1e9:.1f} GB disk")   # printed once the transaction owns the output (a broken pipe then cleans up)
     return Plan(r, str(source), src, spec, src_cfg, out, precision, execution_provider, overwrite, route_options, res, trust_remote_code)
 
-# %% ../nbs/03_export.ipynb #c015
-def _lock(out:Path):
-    "Take `.NAME.lock` beside `out` with `flock`: the kernel frees it when the holder dies, so a killed export never blocks the next."
-    import fcntl
-    lock = out.parent/f".{out.name}.lock"
-    while True:
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try: pid = os.read(fd, 32).decode().strip() or "?"
-            except OSError: pid = "?"
-            os.close(fd)
-            raise ExportError(f"Another export to {out} is running (pid {pid}). Fix: wait for it to finish, or export to another folder.") from None
-        try: same = os.fstat(fd).st_ino == os.stat(lock).st_ino
-        except FileNotFoundError: same = False
-        if same: break                       # else the holder removed this file as we opened it: take the new one
-        os.close(fd)
-    os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
-    return lock, fd
-
-def _unlock(lock, fd):
-    lock.unlink(missing_ok=True); os.close(fd)
-
-def _beside(out:Path, kind:str) -> list:
-    "Entries beside `out` named exactly `.NAME.kind-SUFFIX`, compared as strings (a name with `[`, `*` or `?` is a name, never a pattern)."
-    pre = f".{out.name}.{kind}-"
-    suffix = {"old": r"\d+", "partial": r"[a-z0-9_]{8}"}[kind]        # `os.getpid()`; `tempfile.mkdtemp`'s random part
-    try: names = os.listdir(out.parent)
-    except OSError: return []
-    return sorted(out.parent/n for n in names if n.startswith(pre) and re.fullmatch(suffix, n[len(pre):]))
-
-def _clean_stale(out:Path, log):
-    "With the lock held, whatever a killed export of this very `out` left beside it is stale: restore an old folder caught mid-swap, remove the rest."
-    for x in _beside(out, "old"):
-        if not out.exists() and not out.is_symlink(): x.rename(out); log(f"restored {out} from {x.name}, left by an export killed while swapping folders")
-        else: shutil.rmtree(x, ignore_errors=True); log(f"removed {x.name}, left by a killed export")
-    for x in _beside(out, "partial"):
-        if x.is_dir() and not x.is_symlink(): shutil.rmtree(x, ignore_errors=True)
-        else: x.unlink(missing_ok=True)
-        log(f"removed {x.name}, left by a killed export")
-
-WORK_PREFIX = "mo-work-"
-"Scratch folders in `$TMPDIR`; each holds a `.owner` file its export keeps locked, so the next export can tell a dead one's"
-
-def _make_work() -> tuple:
-    "A scratch folder in `$TMPDIR` and the locked descriptor of its `.owner` file (the kernel drops the lock when the export dies)."
-    import fcntl
-    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
-    fd = os.open(work/".owner-new", os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode())
-    os.rename(work/".owner-new", work/".owner")      # `.owner` appears already locked: no other export can see it free
-    return work, fd
-
-def clean_stale_work(log=None) -> list:   # the folders removed
-    "Remove `$TMPDIR/mo-work-*` folders of this user whose export died (SIGKILL, power loss): their `.owner` lock is free."
-    import fcntl
-    log = log or (lambda s: None)
-    tmp, removed = Path(tempfile.gettempdir()), []
-    try: names = [n for n in os.listdir(tmp) if n.startswith(WORK_PREFIX)]
-    except OSError: return removed
-    for n in names:
-        d = tmp/n
-        try:
-            st = os.lstat(d)
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid(): continue       # only our own folders, never through a link
-            fd = os.open(d/".owner", os.O_RDWR | os.O_NOFOLLOW)
-        except OSError: continue                                                           # no owner file: not provably ours, left alone
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            shutil.rmtree(d, ignore_errors=True); removed.append(d); log(f"removed {d}, left by a killed export")
-        except BlockingIOError: pass                                                       # its export is running
-        finally: os.close(fd)
-    return removed
-
-def _exchange(a:Path, b:Path) -> bool:
-    "Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0   # AT_FDCWD, RENAME_EXCHANGE
-    except (AttributeError, OSError): return False
-
-def _swap_in(tmp:Path, out:Path):
-    "Put the finished `tmp` at `out`. An existing `out` is exchanged atomically where possible, else renamed aside first."
-    if not out.exists(): tmp.rename(out); return
-    if _exchange(tmp, out): shutil.rmtree(tmp, ignore_errors=True); return   # tmp now holds the old export
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    out.rename(old); tmp.rename(out); shutil.rmtree(old, ignore_errors=True)
-
-def _umask() -> int:
-    "The process umask, read without changing it where Linux says it (`/proc/self/status`)."
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"): return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError): pass
-    m = os.umask(0o022); os.umask(m); return m
-
-def _set_mode(d:Path, like:Path|None):
-    "Give the new folder `d` the mode, owner and group of the folder it replaces, else what `mkdir` would (0777 less the umask, setgid kept)."
-    st = os.stat(d)
-    if like is not None:
-        old = os.stat(like)
-        for uid, gid in ((old.st_uid, old.st_gid), (-1, old.st_gid)):
-            try: os.chown(d, uid, gid); break
-            except OSError: pass                   # not root: keep our own owner; the group too if we are not in it
-        os.chmod(d, stat.S_IMODE(old.st_mode))
-    else: os.chmod(d, (0o777 & ~_umask()) | (st.st_mode & stat.S_ISGID))
-
-_STOP = []          # signals received while an export's handlers are installed (a second one is ignored while cleaning up)
-_LIVE = set()       # transactions in progress, for the interpreter's exit
-
-def _on_signal(signum, frame):
-    "SIGINT, SIGTERM, SIGHUP: the first stops the export (as Ctrl-C does); more, while it cleans up, are ignored."
-    if _STOP: return
-    _STOP.append(signum)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
-
-def install_signal_handlers() -> dict:   # the handlers replaced
-    "Make SIGINT, SIGTERM and SIGHUP stop work once, cleanly (the CLI calls it first; `Transaction` does it in the main thread)."
-    _STOP.clear()
-    return {s: signal.signal(s, _on_signal) for s in SIGNALS}
-
-def _at_exit():
-    "The interpreter is leaving with an export running (a panel's thread): stop it, and remove what it wrote."
-    for t in list(_LIVE): t.abandon()
-atexit.register(_at_exit)
-
-class Transaction:
-    "Own the output folder for one export: lock, stale clean-up, temporary folders, atomic swap; nothing left on failure."
-    def __init__(self, out:Path,          # the absolute output folder
-                 overwrite:bool=False,    # an existing export may be replaced
-                 log=None,                # callback for each log line
-                 cancel:threading.Event|None=None # set when the interpreter leaves mid-export (the route watches it)
-                ):
-        self.out, self.overwrite, self.log, self.cancel = Path(out), overwrite, log or (lambda s: None), cancel
-        self.tmp = self.work = self._lock = self._work_fd = self._old = None
-        self._mu = threading.Lock()
-    def __enter__(self):
-        try: self._lock = _lock(self.out)
-        except OSError as e: raise ExportError(f"Cannot write in {self.out.parent} ({e.strerror}). Fix: choose a folder you can write to.") from None
-        try:
-            if threading.current_thread() is threading.main_thread(): self._old = install_signal_handlers()
-            _clean_stale(self.out, self.log)
-            clean_stale_work(self.log)
-            refuse_existing(self.out, self.overwrite)   # again, under the lock: another export may have just finished it
-            _LIVE.add(self)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
-            _set_mode(self.tmp, self.out if self.out.exists() else None)
-            self.work, self._work_fd = _make_work()
-        except BaseException as e:
-            self.__exit__(type(e), e, None); raise
-        return self
-    def commit(self):
-        "Put the finished temporary folder in place of `out`."
-        with self._mu:
-            if self.tmp is None: raise Cancelled("Export abandoned (the interpreter is exiting); nothing was written.")
-            _swap_in(self.tmp, self.out)
-    def _clean(self):
-        "Remove the temporary and scratch folders and free the lock (once)."
-        with self._mu:
-            for d in (self.tmp, self.work):
-                if d is not None and d.exists(): shutil.rmtree(d, ignore_errors=True)
-            self.tmp = self.work = None
-            if self._work_fd is not None: os.close(self._work_fd); self._work_fd = None
-            if self._lock: _unlock(*self._lock); self._lock = None
-            _LIVE.discard(self)
-    def abandon(self):
-        "Stop the route (its cancel event) and clean up now: the interpreter is exiting while a thread runs this export."
-        if self.cancel is not None: self.cancel.set()
-        tmp, work = self.tmp, self.work
-        self._clean()
-        quiet = 0
-        for _ in range(30):   # the route's watcher stops the exporter within 0.2 s; until then it may write again: remove what comes back
-            time.sleep(0.1)
-            back = [d for d in (tmp, work) if d is not None and d.exists()]
-            quiet = 0 if back else quiet + 1
-            if quiet >= 5: break
-            for d in back: shutil.rmtree(d, ignore_errors=True)
-    def __exit__(self, typ, e, tb):
-        interrupted = typ is not None and issubclass(typ, KeyboardInterrupt)
-        if self._old is not None: _STOP.append("cleaning up")               # a signal now is ignored: the clean-up finishes
-        try: self._clean()
-        finally:
-            if self._old is not None:
-                for s, h in self._old.items(): signal.signal(s, h)
-                self._old = None
-                if not interrupted: _STOP.clear()
-        if interrupted:
-            raise Cancelled("Export interrupted; the partial folder was removed and nothing was written.") from None
-        if typ is not None and issubclass(typ, OSError) and e.errno == errno.EPIPE:
-            raise ExportError(f"The program reading this command's output exited (broken pipe), so the export stopped. Nothing was left at {self.out}.",
-                              "let the output go to the terminal or to a file (`> export.log`), or keep the reader running to the end.") from None
-        if typ is not None and issubclass(typ, OSError):
-            fix = {errno.ENOSPC: "free space on that disk (an export needs about twice the weights' size) or choose a folder on another disk",
-                   errno.EDQUOT: "free space within your quota or choose another folder",
-                   errno.EROFS: "choose a folder on a writable file system"}.get(
-                       e.errno, "choose a folder you can write to, with free space")
-            raise ExportError(f"Writing the export failed ({e.strerror or e}: {e.filename or self.out.parent}). Nothing was left at {self.out}.",
-                              fix + ".") from None
-        return False
-
 # %% ../nbs/03_export.ipynb #c021
 def finish_folder(tmp:Path, src:Path, execution_provider:str):
-    "Copy the source's tokenizer files into the export and write the runtime options into its genai_config."
+    "Copy the source's tokenizer files into the export; write the runtime options and a pad id inside the vocabulary (`family.fix_pad_token`) into its genai_config; return what the pad fix changed, or None."
     for f in src.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens_map")) or f.name in TOKENIZER_FILES or f.name == "chat_template.jinja":
             shutil.copy2(f, tmp/f.name)
     gpath = tmp/"genai_config.json"
-    gpath.write_text(json.dumps(apply_runtime_options(json.loads(gpath.read_text()), execution_provider), indent=2))
+    g = apply_runtime_options(json.loads(gpath.read_text()), execution_provider)
+    gen = src/"generation_config.json"
+    fixed = fix_pad_token(g, json.loads((src/"config.json").read_text()), json.loads(gen.read_text()) if gen.exists() else None)
+    atomic_write(gpath, json.dumps(g, indent=2))
+    return fixed
 
 def _dir_bytes(p:Path) -> int: return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
@@ -485,7 +267,8 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
                                           "otherwise report it with that log.") from None
         times["convert"] = time.time() - t1
         progress("write", 0.9, "tokenizer, genai_config, report")
-        finish_folder(t.tmp, p.src, execution_provider)
+        fixed = finish_folder(t.tmp, p.src, execution_provider)
+        if fixed: log(fixed)                                   # the pad id the family's rule wrote (`family.fix_pad_token`)
         progress("check", 0.0, "KV check")
         kv = check_kv(t.tmp, p.spec)
         if not kv.ok: raise ExportError(f"The {p.route.name} route produced a graph that fails the KV check:\n{kv}")
@@ -496,13 +279,14 @@ def export(source:str|Path,                 # "embedded", a model folder, or a h
                                   "check the source's weights (a diverged training run or a damaged conversion leaves NaN; "
                                   "`torch.isfinite(w).all()` per tensor finds them) and export from good ones.")
         report = export_report(p, t.tmp, kv, info, time.time() - t0, times)
-        (t.tmp/"export_report.json").write_text(json.dumps(report, indent=1))
+        report["owner_marker"] = t.marker            # the id in the folder's `.mistral_onnx`: what `--overwrite` later recognises
+        atomic_write(t.tmp/"export_report.json", json.dumps(report, indent=1))
         for step in finish:
             progress("check", 0.5, getattr(step, "__name__", "finish step"))
             res = step(t.tmp, execution_provider)
             report = json.loads((t.tmp/"export_report.json").read_text())
             if res is not None: report[getattr(step, "__name__", "finish")] = res
-            (t.tmp/"export_report.json").write_text(json.dumps(report, indent=1))
+            atomic_write(t.tmp/"export_report.json", json.dumps(report, indent=1))
         t.commit()
     progress("check", 1.0, f"done in {report['seconds']:.1f} s")
     return ExportResult(p.out, report, kv)

@@ -351,7 +351,7 @@ def run_logged(cmd:list,            # the command line
                cancel,              # threading.Event or None: set it to stop the child
                stage_of,            # line -> (stage, fraction) or None
                env:dict|None=None, cwd:str|None=None,
-               sampler=None         # pid -> an object with `.stage` and `.stop()` (e.g. `quantize.RssSampler(pid).start()`): told each stage, stopped at the end
+               sampler=None         # pid -> an object with `.stage` and `.stop()` (e.g. `memory.RssSampler(pid).start()`): told each stage, stopped at the end
               ) -> tuple:           # (exit code, last 40 lines)
     "Run `cmd` in its own process group, feeding each output line to `log` and `stage_of` to `progress`; honour `cancel`."
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, cwd=cwd,

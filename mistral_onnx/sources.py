@@ -12,6 +12,7 @@ from .spec import ModelSpec
 from .models import SourceError, weight_shapes
 from .folder import CheckError, inside
 from .resources import memory_available
+from .family import family, DIMS, dim_fix
 
 # %% auto #0
 __all__ = ['check_source', 'refuse_special_files', 'check_shards_inside', 'check_config_values', 'check_against_weights',
@@ -22,7 +23,7 @@ def check_source(src:Path, spec:ModelSpec, cfg:dict):
     "The checks below, on a resolved source: shards inside it, config values, sizes against the weights, tokenizer files."
     check_shards_inside(src)
     check_config_values(cfg, str(Path(src)/"config.json"))
-    check_against_weights(src, spec)
+    check_against_weights(src, spec, cfg)
     check_tokenizer_files(src)
 
 # %% ../nbs/03h_sources.ipynb #c008
@@ -98,38 +99,67 @@ def check_config_values(cfg:dict,      # a config.json as read
         _bad(cfg_file, "layer_types", f"a list of {len(lt)}", f"it needs one entry per layer (num_hidden_layers is {cfg['num_hidden_layers']})")
 
 # %% ../nbs/03h_sources.ipynb #c017
+_AXIS = {0: "rows", 1: "columns"}
+
+def _normal_name(n:str) -> str:
+    "A stored tensor's name without what precedes the decoder (`model.`, `language_model.model.`): `layers.0.mlp.up_proj.weight`."
+    m = re.search(r"(?:^|\.)((?:layers\.\d+|embed_tokens|norm|lm_head)\..*)$", n)
+    return m.group(1) if m else n
+
 def check_against_weights(src:Path,       # the model folder
-                          spec:ModelSpec   # its spec
+                          spec:ModelSpec,  # its spec
+                          cfg:dict|None=None # its config.json (the tie rule); read from the folder when None
                          ):
-    "`SourceError` if config.json's sizes disagree with the weights' shapes (safetensors headers only), or its context cannot fit in memory."
+    "`SourceError` if config.json's sizes disagree with the weights' shapes (safetensors headers only) as the family declares them, if a tensor the family needs is missing, or if the context cannot fit in memory."
     cfg_file = Path(src)/"config.json"
-    shapes = weight_shapes(src)
-    def one(suffix): return next((s for n, s in shapes.items() if n.endswith(suffix)), None)
-    layers = {int(m.group(1)) for n in shapes for m in [re.search(r"layers\.(\d+)\.", n)] if m}
+    if cfg is None:
+        try: cfg = json.loads(cfg_file.read_text())
+        except (OSError, ValueError): cfg = {}
+    shapes = {_normal_name(n): s for n, s in weight_shapes(src).items()}
+    layers = {int(m.group(1)) for n in shapes for m in [re.match(r"layers\.(\d+)\.", n)] if m}
     if layers and spec.num_hidden_layers != max(layers) + 1:
         _bad(cfg_file, "num_hidden_layers", spec.num_hidden_layers, f"the weights hold {max(layers) + 1} layers (layers.0 ... layers.{max(layers)})",
              f"set num_hidden_layers to {max(layers) + 1} in config.json.")
-    emb = one("embed_tokens.weight")
-    if emb and len(emb) == 2:
-        if emb[0] != spec.vocab_size: _bad(cfg_file, "vocab_size", spec.vocab_size, f"the weights' embed_tokens.weight has {emb[0]} rows", f"set vocab_size to {emb[0]} in config.json.")
-        if emb[1] != spec.hidden_size: _bad(cfg_file, "hidden_size", spec.hidden_size, f"the weights' embed_tokens.weight has {emb[1]} columns", f"set hidden_size to {emb[1]} in config.json.")
-    q = one("layers.0.self_attn.q_proj.weight")
-    if q and len(q) == 2 and q[0] != spec.num_attention_heads * spec.head_dim:
-        _bad(cfg_file, "num_attention_heads", spec.num_attention_heads, f"with head_dim {spec.head_dim} that means {spec.num_attention_heads * spec.head_dim} "
-             f"rows of q_proj, but layers.0.self_attn.q_proj.weight has {q[0]}", "correct num_attention_heads (or head_dim) in config.json: q_proj rows = heads x head_dim.")
-    g = one("layers.0.mlp.gate_proj.weight")
-    if g and len(g) == 2 and g[0] != spec.intermediate_size:
-        _bad(cfg_file, "intermediate_size", spec.intermediate_size, f"the weights' layers.0.mlp.gate_proj.weight has {g[0]} rows", f"set intermediate_size to {g[0]} in config.json.")
-    head = shapes.get("lm_head.weight")
-    if head and len(head) == 2 and head[0] != spec.vocab_size:
-        _bad(cfg_file, "vocab_size", spec.vocab_size, f"the weights' lm_head.weight has {head[0]} rows", f"set vocab_size to {head[0]} in config.json.")
+    fam = family(spec)
+    stems = {n.rsplit(".", 1)[0] for n in shapes}
+    def quantized(name):      # a pre-quantized weight (qweight/scales, weight_packed, weight.absmax ...): its shape is not the matrix's
+        stem = name.rsplit(".", 1)[0]
+        return any(n.startswith(stem + ".") and n not in (stem + ".weight", stem + ".bias") for n in shapes)
+    missing = []
+    if shapes:
+        want = fam.weights(spec, cfg)
+        want.update({f"layers.{i}.{n}": (tuple(DIMS[d][1](spec) for d in dims), dims)
+                     for i in range(spec.num_hidden_layers) for n, dims in fam.optional.items() if f"layers.{i}.{n}" in shapes})
+        if fam.lm_head in shapes and fam.lm_head not in want: want[fam.lm_head] = (tuple(DIMS[d][1](spec) for d in ("vocab", "hidden")), ("vocab", "hidden"))
+        for name, (shape, dims) in want.items():
+            got = shapes.get(name)
+            if got is None:
+                if name.rsplit(".", 1)[0] not in stems: missing.append(name)
+                continue
+            if quantized(name): continue
+            if len(got) != len(shape):
+                _bad(cfg_file, "model_type", spec.model_type, f"the {spec.model_type} layout has {name} of {len(shape)} dimensions and the weights' has {len(got)} ({list(got)})",
+                     "correct model_type in config.json, or download the model again.")
+            for ax, (g, w, d) in enumerate(zip(got, shape, dims)):
+                if g == w: continue
+                fld, _, means = DIMS[d]
+                _bad(cfg_file, fld, getattr(spec, fld), f"the weights' {name} has {g} {_AXIS.get(ax, 'entries') if len(got) > 1 else 'entries'} "
+                     f"where config.json means {w} ({means})", dim_fix(d, g, spec))
+    if missing == [fam.lm_head]:
+        _bad(cfg_file, "tie_word_embeddings", cfg.get("tie_word_embeddings"), f"the weights have no {fam.lm_head}, so the LM head must be the embedding "
+             f"(an absent value means {fam.tie_word_embeddings} for {spec.model_type})", "set tie_word_embeddings to true in config.json if the model shares "
+             "its embedding with its LM head; otherwise download the model again (a shard is missing).")
+    if missing:
+        raise SourceError(f"{src}: the weights lack {len(missing)} tensor(s) a {spec.model_type} checkpoint holds: {', '.join(missing[:4])}"
+                          f"{' ...' if len(missing) > 4 else ''} (model.safetensors.index.json or a shard is incomplete, or model_type is wrong).",
+                          "download the model again (every shard), or correct model_type in config.json.")
     mem = memory_available()
     rotary = 2 * spec.max_position_embeddings * spec.head_dim * 4          # cos and sin tables in fp32, which exporters build
     if mem is not None and rotary > mem // 2:
         _bad(cfg_file, "max_position_embeddings", spec.max_position_embeddings, f"its rotary tables alone would take {rotary/1e9:.1f} GB "
              f"and {mem/1e9:.1f} GB of memory is available", "set max_position_embeddings to the context the model was trained with (the model card says).")
 
-# %% ../nbs/03h_sources.ipynb #c020
+# %% ../nbs/03h_sources.ipynb #c022
 def check_tokenizer_files(src:Path):
     "`SourceError` naming the file if a tokenizer file does not parse (the exporter would fail copying it, or the export would not load)."
     src = Path(src)

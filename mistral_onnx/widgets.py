@@ -12,7 +12,8 @@ import ipywidgets as W
 from .env import MistralOnnxError, BadOption, Cancelled, available_providers
 from .models import SourceError
 from .routes import ROUTES, STAGES, route as find_route, Option
-from .export import export, ExportError, _beside
+from .export import export, ExportError
+from .transaction import _beside
 from .cli import in_range
 from .check import check_kv, CheckError
 from .generate import OnnxLM, GenerationError

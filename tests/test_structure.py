@@ -7,10 +7,10 @@ import mistral_onnx
 
 PKG = Path(mistral_onnx.__file__).parent
 
-LAYERS = [("env", "spec", "memory"),                                # facts about the machine and the model
+LAYERS = [("env", "spec", "family", "memory"),                      # facts about the machine and the model (and its family)
           ("models", "folder", "published", "sources", "resources", "recipes"), # sources and their checks, an exported folder, published configs, estimates, quantization recipes
           ("check", "kv_cache"),                                    # checks and concepts over those
-          ("routes", "olive_io", "builder", "torch_route", "olive_routes", "quantize"),   # the registry, then the routes
+          ("routes", "transaction", "olive_io", "builder", "torch_route", "olive_routes", "quantize"),   # the registry, then the routes
           ("export", "session"),                                    # the front; one decode session over an export
           ("validate", "generate", "bench", "diagnose", "doctor", "peers"),   # what runs or judges an export
           ("widgets", "cli")]                                       # the two faces
