@@ -15,8 +15,9 @@
 #   bash tools/gpu_run.sh launch       run `steps` detached again (after a fix, with the wheels already in /tmp/whl)
 #   bash tools/gpu_run.sh steps        the steps themselves
 #   GPU_RUN_MODE=round2 bash tools/gpu_run.sh start|launch
-#                                      issue 16, round 2: install, the 7B model, exports fp16 + int4 at block 32/128/256,
-#                                      then tools/gpu_round2.py (int4 kernels and block sizes beside fp16 and transformers)
+#                                      issue 16's study (fp16, int4 at block 128 and 32, ORT's int4 kernel and the fpA_intB
+#                                      one, transformers), now a configuration of round 3 (tools/gpu_round2.py is gone;
+#                                      its raw results stay in nbs/tutorials/gpu_results.json, key round2)
 #   GPU_RUN_MODE=round3 GPU_RUN_CHUNKS=DIR bash tools/gpu_run.sh start|launch
 #                                      issue 25, round 3: the runtime wheels (no wheel of ours: this folder's mistral_onnx
 #                                      is put on PYTHONPATH) + fastcore from whl/, then tools/gpu_round3.py (exports with the
@@ -219,28 +220,10 @@ print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnx
     step repair -- bash -c "$fix"; fi
 }
 
-round2() {   # issue 16, round 2 (see the header)
-  begin_mode round2 || return 1
-  echo "== $(date -u +%H:%M:%S) round 2"; nvidia-smi 2>/dev/null | head -12; df -h "$WORK" | tail -1
-  install_and_repair
-  step doctor -- mistral-onnx doctor
-  step make_model --out-dir "$WORK/src" -- "$PY" "$REPO/tools/gpu_bench.py" make-model "$CONFIG" "$WORK/src" ${GPU_RUN_LAYERS:+--layers $GPU_RUN_LAYERS}
-  step export_fp16 --out-dir "$WORK/fp16" -- mistral-onnx export "$WORK/src" "$WORK/fp16" --precision fp16 --ep $EP --overwrite
-  local b
-  for b in ${GPU_RUN_BLOCKS:-128 32 256}; do
-    step export_int4_b$b --out-dir "$WORK/int4_b$b" -- mistral-onnx export "$WORK/src" "$WORK/int4_b$b" --precision int4 --ep $EP --int4-block-size $b --overwrite
-  done
-  mkdir -p "$RUN/round2"
-  local left=${GPU_RUN_ROUND2_S:-420}
-  if [ "$DEADLINE" -gt 0 ]; then left=$(( DEADLINE - $(date +%s) - 40 )); [ "$left" -gt 420 ] && left=420; fi
-  step round2 -- timeout $((left + 60)) "$PY" "$REPO/tools/gpu_round2.py" --src "$WORK/src" --exports "$WORK" --out "$RUN/round2" --budget-s "$left"
-  echo "== $(date -u +%H:%M:%S) done"; touch "$RUN/done"
-}
-
 round3() {   # issue 25 (see the header)
   begin_mode round3 || return 1
   echo "== $(date -u +%H:%M:%S) round 3"; nvidia-smi 2>/dev/null | head -12; df -h "$WORK" | tail -1; free -g | head -2
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl "$REPO"/whl/*.whl || return 1
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl $(ls "$REPO"/whl/*.whl 2>/dev/null) || return 1
   local libs; libs=$(find /opt /usr -name 'libcublas.so.13' -o -name 'libcudart.so.13' -o -name 'libcurand.so.10' \
        -o -name 'libcufft.so.12' -o -name 'libcudnn.so.9' 2>/dev/null | xargs -n1 dirname | sort -u | paste -sd:)
   export PYTHONPATH=/tmp/site:$REPO:$REPO/tools LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -328,7 +311,7 @@ case "${1:-}" in
   launch) launch ;;
   poll) poll "${2:-540}" ;;
   steps) steps ;;
-  round2) round2 ;;
+  round2) GPU_RUN_ROUND3_ARGS=${GPU_RUN_ROUND3_ARGS:---exports fp16,int4,int4_b32 --peers hf_dynamic} round3 ;;   # round 2's study, as a configuration of round 3
   round3) round3 ;;
   blocks) blocks ;;
   *) sed -n '2,22p' "$0"; exit 2 ;;
