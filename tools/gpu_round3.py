@@ -29,12 +29,16 @@ TAG = "@@"
 def log(*a): print(f"[{time.time()-T0:7.1f}s]", *a, flush=True)
 def err(e): return f"{type(e).__name__}: {str(e)[:1200]}"
 
-OPT = {"pp2": ["matmulnbits_weights_prepacked=2"], "fuse": ["fuse_mlp_gate_up=1", "prune_lm_head=1"]}
+OPT = {"pp2": ["matmulnbits_weights_prepacked=2"], "pp1": ["matmulnbits_weights_prepacked=1"], "fuse": ["fuse_mlp_gate_up=1", "prune_lm_head=1"]}
 # name -> (precision, builder --extra_options); order = the order they are exported
 EXPORTS = {"fp16": ("fp16", []), "int4": ("int4", []), "int4_pp2": ("int4", OPT["pp2"]),
            "fp16_fuse": ("fp16", OPT["fuse"]), "int4_fuse": ("int4", OPT["fuse"]), "int4_pp2_fuse": ("int4", OPT["pp2"] + OPT["fuse"]),
-           "int4_kvq": ("int4", ["kv_cache_quant_scheme=int8_per_tensor", "kv_cache_scale_file={scales}"])}
-BASE = {"int4_fpa": "int4", "int4_pp2": "int4", "int4_fuse": "int4", "int4_pp2_fuse": "int4", "int4_kvq": "int4", "fp16_fuse": "fp16"}
+           "int4_kvq": ("int4", ["kv_cache_quant_scheme=int8_per_tensor", "kv_cache_scale_file={scales}"]),
+           "int4_pp1": ("int4", OPT["pp1"]), "int4_pp1_fuse": ("int4", OPT["pp1"] + OPT["fuse"]),
+           # the compact fpA_intB kernels of onnxruntime-gpu 1.31.1 take int4 prepacked weights only at block 32 (SM80 layout)
+           "int4_b32": ("int4", ["--int4-block-size=32"]), "int4_b32_pp1": ("int4", ["--int4-block-size=32"] + OPT["pp1"]),
+           "int4_b32_pp1_fuse": ("int4", ["--int4-block-size=32"] + OPT["pp1"] + OPT["fuse"])}
+BASE = {"int4_fpa": "int4", "int4_pp2": "int4", "int4_fuse": "int4", "int4_pp2_fuse": "int4", "int4_kvq": "int4", "fp16_fuse": "fp16", "int4_pp1": "int4", "int4_pp1_fuse": "int4", "int4_b32_pp1": "int4_b32", "int4_b32_pp1_fuse": "int4_b32"}
 
 # ================================================================ worker side
 class OrtRunner:
@@ -352,13 +356,15 @@ def run_exports(a, res, save, src:Path):
         started = False
         for n in list(todo):
             prec, extra = EXPORTS[n]
+            if (a.work/n/"genai_config.json").exists() and not a.fresh:   # a relaunch on the same machine
+                out[n] = {"precision": prec, "extra_options": extra, "ok": True, "reused": True}; todo.remove(n); continue
             if len(running) >= a.jobs or (prec == "fp16" and any(EXPORTS[r][0] == "fp16" for r in running)): continue
             if a.deadline and time.time() > a.deadline - 240: out[n] = {"ok": False, "error": "skipped: too close to the deadline"}; todo.remove(n); continue
             if shutil.disk_usage(a.work).free < need(prec) + sum(need(EXPORTS[r][0]) for r in running):
                 if not running: out[n] = {"ok": False, "error": f"skipped: {shutil.disk_usage(a.work).free/1e9:.1f} GB free"}; todo.remove(n)
                 continue
             argv = mo("export", str(src), str(a.work/n), "--precision", prec, "--ep", a.ep, "--overwrite")
-            for e in extra: argv += ["--extra-option", e.format(scales=scales)]
+            for e in extra: argv += e.split("=", 1) if e.startswith("--") else ["--extra-option", e.format(scales=scales)]
             f = open(a.work/f"export_{n}.log", "w")
             running[n] = (subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), time.time(), f)
             out[n] = {"precision": prec, "extra_options": extra, "command": "mistral-onnx " + " ".join(argv[3:])}
@@ -388,7 +394,7 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=256); ap.add_argument("--deadline", type=float, default=0)
     ap.add_argument("--jobs", type=int, default=3); ap.add_argument("--exports", default=",".join(EXPORTS))
     ap.add_argument("--peers", default="peer_fp16_eager,peer_fp16,peer_int4,hf_dynamic,hf_static")
-    ap.add_argument("--batches", default="1,8,32")
+    ap.add_argument("--batches", default="1,8,32"); ap.add_argument("--fresh", action="store_true", help="export again over existing folders")
     a = ap.parse_args()
     if a.torch_worker: return torch_worker(Path(a.torch_worker[0]), a.torch_worker[1:])
     if a.ort_worker: return ort_worker(a.ort_worker)
