@@ -18,9 +18,10 @@ from .models import resolve_source, TOKENIZER_FILES, EMBEDDED_DIR
 from .folder import ExportFolder, CheckError
 
 # %% auto #0
-__all__ = ['RUNNERS', 'SMALL_55M', 'machine', 'rss_mb', 'device_used_mb', 'PeakMemory', 'bandwidth_gbs', 'GenaiBench',
+__all__ = ['RUNNERS', 'SMALL_55M', 'HZ', 'machine', 'rss_mb', 'device_used_mb', 'PeakMemory', 'bandwidth_gbs', 'GenaiBench',
            'GraphBench', 'TorchBench', 'runner_names', 'runner_factory', 'BenchResult', 'decode_bytes', 'bench',
-           'SweepResult', 'sweep', 'runtime_candidates', 'tune_runtime_options', 'random_mistral']
+           'SweepResult', 'sweep', 'runtime_candidates', 'tune_runtime_options', 'random_mistral', 'others_cores',
+           'machine_load', 'CompareResult', 'write_part', 'compare']
 
 # %% ../nbs/08_bench.ipynb #c006
 def machine() -> str:
@@ -88,22 +89,21 @@ def bandwidth_gbs(device:str="cpu", mb:int=1024, repeats:int=5,
 
 # %% ../nbs/08_bench.ipynb #c009
 class GenaiBench:
-    "ORT GenAI on the export: `append_tokens`, then `generate_next_token` until `new_tokens`."
+    "ORT GenAI on the export, through `DecodeSession` (its cache-length rule): the prompt appended, then `generate_next_token` until `new_tokens`."
     name = "ortgenai"
     def __init__(self, folder:ExportFolder, spec, ep, model=None):
-        import onnxruntime_genai as og
-        self.og, self.model = og, folder.model(ep)
-        self.context, self.window = folder.context_length, folder.sliding_window
+        from mistral_onnx.session import DecodeSession
+        self.session = DecodeSession(folder, ep)
+        self.og, self.model = self.session.og, self.session.model
     def run(self, ids, new_tokens):
-        "`ids`: one prompt (a list of ids) or a batch of equal-length prompts (a list of lists)."
+        "`ids`: one prompt (a list of ids) or a batch of equal-length prompts (a list of lists). Prefill includes making the generator."
         batch = ids and isinstance(ids[0], (list, tuple, np.ndarray))
-        p = self.og.GeneratorParams(self.model)
         total = (len(ids[0]) if batch else len(ids)) + new_tokens
-        p.set_search_options(max_length=min(max(total, self.window), self.context), min_length=total, do_sample=False,
-                             **({"batch_size": len(ids)} if batch else {}))
-        gen = self.og.Generator(self.model, p)
+        p = self.session.params(total, batch_size=len(ids) if batch else 1, min_length=total, do_sample=False)
         t0 = time.perf_counter()
-        gen.append_tokens(np.array(ids, dtype=np.int32) if batch else ids); gen.generate_next_token(); gen.get_next_tokens()
+        if batch: gen = self.og.Generator(self.model, p); gen.append_tokens(np.array(ids, dtype=np.int32))
+        else: gen = self.session.generator(ids, new_tokens, params=p)
+        gen.generate_next_token(); gen.get_next_tokens()
         t1 = time.perf_counter()
         for _ in range(new_tokens - 1): gen.generate_next_token(); gen.get_next_tokens()
         return t1 - t0, time.perf_counter() - t1
@@ -489,3 +489,161 @@ def random_mistral(out:str|Path,         # folder to write: config.json, model.s
             sh.copy2(f, out/f.name)
     del m
     return out
+
+# %% ../nbs/08_bench.ipynb #cmp_001
+HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+def _cpu_sample() -> tuple:
+    "(busy seconds of all cores, this process's CPU seconds, wall seconds); busy is None where /proc/stat is missing."
+    t = os.times()
+    try:
+        v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        user, nice, system, idle, iowait, irq, softirq = (v + [0] * 7)[:7]
+        busy = (user + nice + system + irq + softirq) / HZ
+    except (OSError, ValueError): busy = None
+    return busy, t.user + t.system, time.perf_counter()
+
+def others_cores(a:tuple, b:tuple) -> float|None:
+    "Cores other processes kept busy between two `_cpu_sample`s (None where the machine does not say)."
+    if a[0] is None or b[0] is None: return None
+    return max((b[0] - a[0]) - (b[1] - a[1]), 0.0) / max(b[2] - a[2], 1e-9)
+
+def machine_load(seconds:float=0.5) -> dict:
+    "How busy the machine is now: load averages, cores, and the cores other processes used over `seconds`."
+    a = _cpu_sample(); time.sleep(seconds); b = _cpu_sample()
+    la = os.getloadavg() if hasattr(os, "getloadavg") else (None,) * 3
+    return {"load_avg": [round(x, 2) for x in la] if la[0] is not None else None,
+            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "others_cores": others_cores(a, b)}
+
+# %% ../nbs/08_bench.ipynb #cmp_003
+@dataclass
+class CompareResult:
+    "Several exports (and runners) timed in interleaved rounds: one row per (label, runner)."
+    rows:list                          # dicts: label, runner, folder, prefill_ms, decode_tok_s, floor_tok_s, spread, runs, others_cores, quiet
+    machine:str
+    bandwidth_gbs:float
+    settings:dict=field(default_factory=dict)
+    errors:dict=field(default_factory=dict)
+    load:dict=field(default_factory=dict)      # machine_load() before and after
+
+    def row(self, label:str, runner:str="ortgenai") -> dict:
+        return next(r for r in self.rows if r["label"] == label and r["runner"] == runner)
+
+    def ratios(self, base:str, runner:str="ortgenai") -> dict:
+        "Each row's decode tok/s and prefill speed over `base`'s (same runner), and whether the gap exceeds both rows' spread."
+        b = self.row(base, runner); out = {}
+        for r in self.rows:
+            if r is b: continue
+            d = r["decode_tok_s"] / b["decode_tok_s"]; noise = max(r["spread"], b["spread"])
+            out[f"{r['label']}/{r['runner']}"] = {"decode": d, "prefill": b["prefill_ms"] / r["prefill_ms"], "spread": noise,
+                                                  "verdict": "faster" if d - 1 > noise else "slower" if 1 - d > noise else "within the spread"}
+        return out
+
+    def to_dict(self) -> dict:
+        return {"machine": self.machine, "bandwidth_gbs": self.bandwidth_gbs, "settings": self.settings, "rows": self.rows,
+                "errors": self.errors, "load": self.load}
+
+    def _repr_markdown_(self):
+        s = self.settings
+        t = (f"**compare on {self.machine}** ({s.get('rounds')} interleaved rounds, prompt {s.get('prompt_len')}, {s.get('new_tokens')} new; "
+             f"load average {self.load.get('before', {}).get('load_avg')})\n\n| export | runner | prefill ms | decode tok/s | spread | of floor | others (cores) | quiet |\n|---|---|---|---|---|---|---|---|\n")
+        t += "\n".join(f"| {r['label']} | {r['runner']} | {r['prefill_ms']:.2f} | {r['decode_tok_s']:.1f} | {r['spread']:.1%} | "
+                       f"{r['decode_tok_s'] / r['floor_tok_s']:.1%} | {r['others_cores_max'] if r['others_cores_max'] is None else round(r['others_cores_max'], 2)} | {r['quiet']} |" for r in self.rows)
+        if self.errors: t += "\n\n" + "\n".join(f"- **{k}** could not run: {v}" for k, v in self.errors.items())
+        return t
+
+def write_part(path:str|Path, part:str, value:dict):
+    "Set key `part` of the JSON file at `path` to `value` (the other keys kept), replacing the file atomically."
+    path = Path(path)
+    d = json.loads(path.read_text()) if path.exists() else {}
+    d[part] = value
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(d, indent=1, default=str) + "\n"); os.replace(tmp, path)
+
+# %% ../nbs/08_bench.ipynb #cmp_004
+def compare(source,                          # the PyTorch side (for the spec and the torch runners): "embedded", a folder or a hub id
+            folders:dict|list,               # {label: exported folder}, or a list of folders (labelled by their names)
+            runners=("ortgenai",),           # runners for every folder; torch_* runners load once, labelled "torch"
+            rounds:int=3,                    # interleaved rounds (one timed run of each (label, runner) per round), after a warm-up
+            prompt_len:int|None=None,        # None: min(128, the smallest context / 4)
+            new_tokens:int|None=None,        # None: min(256, what fits)
+            execution_provider:str|None=None,# None: each export's own
+            max_others:float|None=0.5,       # a run while other processes kept more cores busy is retried; None: no check
+            retries:int=2,                   # extra attempts per run when the machine was not quiet
+            json_path:str|Path|None=None,    # write the result here after every round...
+            part:str="compare",              # ...under this key
+            seed:int=0, progress=None) -> CompareResult:
+    "Several exports and runners timed side by side in interleaved rounds, each run's outside load recorded."
+    progress = progress or (lambda *a: None)
+    if isinstance(folders, (str, Path, ExportFolder)): raise BadOption("folders is one folder.", "pass a list or a {label: folder} dict; for one export use bench().")
+    folders = dict(folders) if isinstance(folders, dict) else {ExportFolder.of(f).path.name: f for f in folders}
+    if not folders: raise BadOption("No export folder given.", "pass a list or a {label: folder} dict of exported folders.")
+    if rounds < 1: raise BadOption(f"rounds={rounds}; it must be at least 1.")
+    if retries < 0: raise BadOption(f"retries={retries}; it must be 0 or more.")
+    for r in runners: runner_factory(r)
+    fs = {k: ExportFolder.of(f) for k, f in folders.items()}
+    src = resolve_source(source); spec = ModelSpec.from_pretrained(src)
+    context = min(f.context_length for f in fs.values())
+    prompt_len = prompt_len or min(128, context // 4)
+    new_tokens = new_tokens or min(256, context - prompt_len - 1)
+    if prompt_len < 1 or new_tokens < 2 or prompt_len + new_tokens > context:
+        raise BadOption(f"prompt_len={prompt_len}, new_tokens={new_tokens}: need a prompt, at least 2 new tokens, and at most the smallest context ({context}).")
+    eps = {k: execution_provider or f.execution_provider for k, f in fs.items()}
+    device = "cuda" if "cuda" in eps.values() else "cpu"
+    dtype = "float16" if device == "cuda" else "float32"
+    ids = [int(t) for t in np.random.default_rng(seed).integers(3, spec.vocab_size, size=prompt_len)]
+    load = {"before": machine_load()}
+    bw = bandwidth_gbs(device)
+    loaded, errors, model = {}, {}, None
+    for label, f in fs.items():
+        for name in runners:
+            key = ("torch", name) if name.startswith("torch") else (label, name)
+            if key in loaded or f"{key[0]}/{name}" in errors: continue
+            progress("load", 0.0, f"loading {key[0]}/{name}")
+            try:
+                if name.startswith("torch") and model is None:
+                    import torch
+                    from transformers import AutoModelForCausalLM
+                    model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype)).to(device).eval()
+                r = runner_factory(name)(f, spec, eps[label], model=model)
+                r.run(ids, new_tokens)         # warm-up
+                loaded[key] = r
+            except Exception as e: errors[f"{key[0]}/{name}"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    if not loaded: raise CheckError("No runner could run:\n" + "\n".join(f"  {k}: {v}" for k, v in errors.items()))
+    keys = list(loaded); times = {k: [] for k in keys}; others = {k: [] for k in keys}; orders = []
+    def timed(r):
+        best = None
+        for _ in range(retries + 1):
+            a = _cpu_sample(); t = r.run(ids, new_tokens); o = others_cores(a, _cpu_sample())
+            if best is None or (o is not None and (best[1] is None or o < best[1])): best = (t, o)
+            if max_others is None or o is None or o <= max_others: break
+        return best
+    def result():
+        rows = []
+        for k in keys:
+            if not times[k]: continue
+            lab, name = k
+            pre = statistics.median(t[0] for t in times[k]); dec = statistics.median(t[1] for t in times[k])
+            decs = [t[1] for t in times[k]]
+            w, dm = _sizes(fs.get(lab, next(iter(fs.values()))), spec, name, dtype, loaded[k])
+            oc = [o for o in others[k] if o is not None]
+            rows.append({"label": lab, "runner": name, "folder": str(fs[lab].path) if lab in fs else None, "prefill_ms": pre * 1e3,
+                         "decode_tok_s": (new_tokens - 1) / dec, "floor_tok_s": bw * 1e3 / dm, "decode_mb": dm,
+                         "spread": (max(decs) - min(decs)) / dec, "runs": [[round(a * 1e3, 3), round(b * 1e3, 3)] for a, b in times[k]],
+                         "others_cores": others[k], "others_cores_max": max(oc) if oc else None,
+                         "quiet": None if max_others is None or not oc else max(oc) <= max_others})
+        return CompareResult(rows, machine(), bw, settings={"rounds": rounds, "prompt_len": prompt_len, "new_tokens": new_tokens,
+                             "runners": list(runners), "folders": {k: str(f.path) for k, f in fs.items()}, "execution_providers": eps,
+                             "max_others": max_others, "retries": retries, "orders": orders, "source": str(source)}, errors=errors, load=load)
+    for i in range(rounds):
+        order = keys[i % len(keys):] + keys[:i % len(keys)]; orders.append(["/".join(k) for k in order])
+        for k in order:
+            progress("bench", (i + 0.5) / rounds, f"round {i+1}/{rounds}: {'/'.join(k)}")
+            t, o = timed(loaded[k]); times[k].append(t); others[k].append(o)
+        if json_path: write_part(json_path, part, result().to_dict())
+    load["after"] = machine_load()
+    res = result()
+    if json_path: write_part(json_path, part, res.to_dict())
+    progress("bench", 1.0, "done")
+    return res

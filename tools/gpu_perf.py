@@ -64,44 +64,18 @@ def context_of(folder:Path) -> int:
     return g["model"].get("context_length") or g["search"]["max_length"]
 
 # ---------------------------------------------------------------- runners
-class Ort:
-    def __init__(self, folder:Path):
-        import onnxruntime_genai as og
-        self.og, self.folder = og, folder
-        self.model = og.Model(og.Config(str(folder)))
-    def run(self, ids, new_tokens):
-        "ids: list of equal-length lists (a batch). Returns (prefill_s, decode_s)."
-        import numpy as np
-        og = self.og
-        p = og.GeneratorParams(self.model)
-        b, total = len(ids), len(ids[0]) + new_tokens
-        p.set_search_options(max_length=total, min_length=total, do_sample=False, batch_size=b)
-        gen = og.Generator(self.model, p)
-        t0 = time.perf_counter()
-        gen.append_tokens(np.array(ids, dtype=np.int32)); gen.generate_next_token(); gen.get_next_tokens()
-        t1 = time.perf_counter()
-        for _ in range(new_tokens - 1): gen.generate_next_token(); gen.get_next_tokens()
-        t2 = time.perf_counter()
-        del gen
-        return t1 - t0, t2 - t1
+def Ort(folder:Path):
+    "bench's ORT GenAI runner (through DecodeSession) on `folder`: `.run(ids, new_tokens) -> (prefill_s, decode_s)`, ids a batch."
+    from mistral_onnx.bench import GenaiBench
+    from mistral_onnx.folder import ExportFolder
+    return GenaiBench(ExportFolder.of(folder), None, None)
 
-class Torch:
-    def __init__(self, source:Path, device:str="cuda", dtype:str="float16"):
-        import torch
-        from transformers import AutoModelForCausalLM
-        self.torch, self.device = torch, device
-        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype)).to(device).eval()
-    def _gen(self, x, n):
-        t = time.perf_counter()
-        with self.torch.inference_mode():
-            self.model.generate(x, attention_mask=self.torch.ones_like(x), max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                                use_cache=True, pad_token_id=0, max_length=None)
-        if self.device == "cuda": self.torch.cuda.synchronize()
-        return time.perf_counter() - t
-    def run(self, ids, new_tokens):
-        x = self.torch.tensor(ids, device=self.device)
-        first = self._gen(x, 1); whole = self._gen(x, new_tokens)
-        return first, max(whole - first, 1e-9)
+def Torch(source:Path, device:str="cuda", dtype:str="float16"):
+    "bench's transformers runner (`generate` with its KV cache) on `source`."
+    import torch
+    from transformers import AutoModelForCausalLM
+    from mistral_onnx.bench import TorchBench
+    return TorchBench(None, None, None, model=AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype)).to(device).eval())
 
 def rand_ids(b, n, vocab, seed=0):
     import numpy as np
@@ -181,11 +155,11 @@ def categorize(name:str) -> str:
         if any(k in n for k in keys): return c
     return "other"
 
-def kineto_profile(folder:Path, steps:int=16) -> dict:
-    "One ORT GenAI decode step, from PyTorch's profiler (CUPTI sees every kernel of the process, ORT's included)."
+def kineto_profile(folder:Path, steps:int=16, ort=None) -> dict:
+    "One ORT GenAI decode step, from PyTorch's profiler (CUPTI sees every kernel of the process, ORT's included); `ort`: a loaded runner of `folder`."
     import numpy as np, torch
     from torch.profiler import profile as tprofile, ProfilerActivity
-    ort = Ort(folder); og = ort.og
+    ort = ort or Ort(folder); og = ort.og
     g0 = json.loads((folder/"genai_config.json").read_text())
     win = (g0["model"]["decoder"].get("sliding_window") or {}).get("window_size") or 0   # a ring cache must hold the window
     p = og.GeneratorParams(ort.model); n = 128 + 2 * steps + 40

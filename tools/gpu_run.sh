@@ -15,8 +15,13 @@
 #   bash tools/gpu_run.sh launch       run `steps` detached again (after a fix, with the wheels already in /tmp/whl)
 #   bash tools/gpu_run.sh steps        the steps themselves
 #   GPU_RUN_MODE=round2 bash tools/gpu_run.sh start|launch
-#                                      issue 16, round 2: install, the 7B model, exports fp16 + int4 at block 32/128/256,
-#                                      then tools/gpu_round2.py (int4 kernels and block sizes beside fp16 and transformers)
+#                                      issue 16's study (fp16, int4 at block 128 and 32, ORT's int4 kernel and the fpA_intB
+#                                      one, transformers), now a configuration of round 3 (tools/gpu_round2.py is gone;
+#                                      its raw results stay in nbs/tutorials/gpu_results.json, key round2)
+#   GPU_RUN_MODE=round3 GPU_RUN_CHUNKS=DIR bash tools/gpu_run.sh start|launch
+#                                      issue 25, round 3: the runtime wheels (no wheel of ours: this folder's mistral_onnx
+#                                      is put on PYTHONPATH) + fastcore from whl/, then tools/gpu_round3.py (exports with the
+#                                      builder's fast paths, the PyTorch peers, interleaved rounds, profiles, batches)
 #   GPU_RUN_MODE=blocks bash tools/gpu_run.sh start|launch
 #                                      the int4 block-size rules as a CUDA user meets them, on a small random model: the
 #                                      CUDA default (128) exports and generates; 256 is refused for --ep cuda, and a CPU
@@ -79,12 +84,13 @@ prepare() {
   ls -la .wc
 }
 
-receive() { mkdir -p /tmp/parts && cp "$REPO"/.wc/p* /tmp/parts/ && ls -la /tmp/parts; }
+CHUNKS=${GPU_RUN_CHUNKS:-$REPO/.wc}            # where the carried chunks are (round 3 runs from a copy outside the repo)
+receive() { mkdir -p /tmp/parts && cp "$CHUNKS"/p* /tmp/parts/ && ls -la /tmp/parts; }
 
 start() {
   receive || return 1
   cat $(ls /tmp/parts/p* | sort) > /tmp/wheels.tar
-  if [ -f "$REPO/.wc/sha256" ] && [ "$(sha256sum /tmp/wheels.tar | cut -d' ' -f1)" != "$(cat "$REPO/.wc/sha256")" ]; then
+  if [ -f "$CHUNKS/sha256" ] && [ "$(sha256sum /tmp/wheels.tar | cut -d' ' -f1)" != "$(cat "$CHUNKS/sha256")" ]; then
     echo "error: the reassembled wheels do not match .wc/sha256: a chunk is missing or broken"; ls -la /tmp/parts; return 1; fi
   rm -rf "$WHL" && mkdir -p "$WHL" && tar xf /tmp/wheels.tar -C "$WHL" && ls "$WHL" && rm -rf /tmp/wheels.tar /tmp/parts
   launch
@@ -102,7 +108,7 @@ poll() {
   while [ ! -f "$RUN/done" ] && [ $(( $(date +%s) - t0 )) -lt "$secs" ]; do sleep 5; done
   [ -f "$RUN/done" ] && echo "== steps finished" || echo "== still running after $secs s"
   if [ -n "${OUT:-}" ]; then
-    for f in gpu_results.json run.log helpers.log helpers.json perf/perf.json mem/memory.json round2/round2.json; do   # 7 files with nvidia-smi.txt (8 at most)
+    for f in gpu_results.json run.log helpers.log helpers.json perf/perf.json round2/round2.json round3/round3.json; do   # 7 files with nvidia-smi.txt (8 at most)
       [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/$(echo "$f" | tr / _)"; done
     nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
   fi
@@ -214,21 +220,16 @@ print(' && '.join(r for r in (runtime(m).repair() for m in ('onnxruntime', 'onnx
     step repair -- bash -c "$fix"; fi
 }
 
-round2() {   # issue 16, round 2 (see the header)
-  begin_mode round2 || return 1
-  echo "== $(date -u +%H:%M:%S) round 2"; nvidia-smi 2>/dev/null | head -12; df -h "$WORK" | tail -1
-  install_and_repair
-  step doctor -- mistral-onnx doctor
-  step make_model --out-dir "$WORK/src" -- "$PY" "$REPO/tools/gpu_bench.py" make-model "$CONFIG" "$WORK/src" ${GPU_RUN_LAYERS:+--layers $GPU_RUN_LAYERS}
-  step export_fp16 --out-dir "$WORK/fp16" -- mistral-onnx export "$WORK/src" "$WORK/fp16" --precision fp16 --ep $EP --overwrite
-  local b
-  for b in ${GPU_RUN_BLOCKS:-128 32 256}; do
-    step export_int4_b$b --out-dir "$WORK/int4_b$b" -- mistral-onnx export "$WORK/src" "$WORK/int4_b$b" --precision int4 --ep $EP --int4-block-size $b --overwrite
-  done
-  mkdir -p "$RUN/round2"
-  local left=${GPU_RUN_ROUND2_S:-420}
-  if [ "$DEADLINE" -gt 0 ]; then left=$(( DEADLINE - $(date +%s) - 40 )); [ "$left" -gt 420 ] && left=420; fi
-  step round2 -- timeout $((left + 60)) "$PY" "$REPO/tools/gpu_round2.py" --src "$WORK/src" --exports "$WORK" --out "$RUN/round2" --budget-s "$left"
+round3() {   # issue 25 (see the header)
+  begin_mode round3 || return 1
+  echo "== $(date -u +%H:%M:%S) round 3"; nvidia-smi 2>/dev/null | head -12; df -h "$WORK" | tail -1; free -g | head -2
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl $(ls "$REPO"/whl/*.whl 2>/dev/null) || return 1
+  local libs; libs=$(find /opt /usr -name 'libcublas.so.13' -o -name 'libcudart.so.13' -o -name 'libcurand.so.10' \
+       -o -name 'libcufft.so.12' -o -name 'libcudnn.so.9' 2>/dev/null | xargs -n1 dirname | sort -u | paste -sd:)
+  export PYTHONPATH=/tmp/site:$REPO:$REPO/tools LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  "$PY" -c "import onnxruntime as o, onnxruntime_genai as g, mistral_onnx; print(o.__version__, o.get_available_providers(), g.__version__, mistral_onnx.__file__)"
+  mkdir -p "$RUN/round3"
+  "$PY" "$REPO/tools/gpu_round3.py" --config "$CONFIG" --work "$WORK" --out "$RUN/round3" --deadline "$DEADLINE" ${GPU_RUN_ROUND3_ARGS:-}
   echo "== $(date -u +%H:%M:%S) done"; touch "$RUN/done"
 }
 
@@ -310,7 +311,8 @@ case "${1:-}" in
   launch) launch ;;
   poll) poll "${2:-540}" ;;
   steps) steps ;;
-  round2) round2 ;;
+  round2) GPU_RUN_ROUND3_ARGS=${GPU_RUN_ROUND3_ARGS:---exports fp16,int4,int4_b32 --peers hf_dynamic} round3 ;;   # round 2's study, as a configuration of round 3
+  round3) round3 ;;
   blocks) blocks ;;
   *) sed -n '2,22p' "$0"; exit 2 ;;
 esac
