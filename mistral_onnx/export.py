@@ -16,8 +16,8 @@ from .routes import ExportError, ROUTES, Route, route, STAGES, print_progress, c
 from .recipes import RECIPES
 from .folder import ExportFolder
 from .check import check_kv
-from .family import fix_pad_token
 import mistral_onnx.adapters   # declares the builder route's adapter/merge options
+from .family import fix_pad_token
 from .sources import refuse_special_files, check_config_values, check_against_weights, check_source
 from .transaction import (Transaction, refuse_out, refuse_existing, atomic_write, install_signal_handlers, SIGNALS,
                                       clean_stale_work, WORK_PREFIX, MARKER, mark, owned)   # moved to `transaction`; names kept here for callers

@@ -163,7 +163,14 @@ def stream(self:OnnxLM, prompt:str|list,
 @patch
 def generate(self:OnnxLM, prompt:str|list, chat:bool=True, **kw) -> str|list:
     "The whole answer as one string; for a batch (a list of prompts or of conversations), the list of answers (see below)."
-    if _is_batch(prompt) or set(kw) & RUNNER_OPTIONS: return self.generate_many(prompt, chat=chat, **kw)
+    adapter = kw.get("adapter", self.adapter)
+    if adapter not in (None, "base"):   # og.Engine runs the base model only: an adapter's batch is answered prompt by prompt
+        if set(kw) & RUNNER_OPTIONS:
+            raise GenerationError(f"Options {sorted(set(kw) & RUNNER_OPTIONS)} run on og.Engine, which answers with the base model only, "
+                                  f"not with adapter {adapter!r}.", "drop those options, or generate with adapter='base'.")
+        if _is_batch(prompt): return ["".join(self.stream(p, chat=chat, **kw)) for p in prompt]
+    elif _is_batch(prompt) or set(kw) & RUNNER_OPTIONS:
+        return self.generate_many(prompt, chat=chat, **{k: v for k, v in kw.items() if k != "adapter"})
     return "".join(self.stream(prompt, chat=chat, **kw))
 
 # %% ../nbs/07_generate.ipynb #c022

@@ -8,6 +8,7 @@ Docs: https://mistral-onnx.github.io/mistral_onnx/routes.html.md"""
 from __future__ import annotations
 import importlib, os, signal, subprocess, threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from .env import MistralOnnxError, BadOption, Cancelled, versions, available_providers, runtime, Runtime
 
 # %% auto #0
