@@ -558,8 +558,5 @@ def activate(runner,          # a validate runner (`GraphRunner` or `GenaiRunner
         ps = ort.AdapterFormat.read_adapter(str(path)).get_parameters()
         runner.feed_arrays = {k: np.array(v.numpy(), copy=True) for k, v in ps.items()}   # kept: on CPU an OrtValue wraps the array
         runner.feeds = {k: ort.OrtValue.ortvalue_from_numpy(a, runner.device, 0) for k, a in runner.feed_arrays.items()}
-    else:                              # ORT GenAI: og.Adapters, set_active_adapter on each new generator
-        runner.adapters = runner.og.Adapters(runner.model)
-        runner.adapters.load(str(path), name)
-        runner.adapter = name
+    else: runner.adapter = name        # ORT GenAI: its DecodeSession loaded the folder's adapters; each new generator activates it
     return runner

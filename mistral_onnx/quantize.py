@@ -10,6 +10,7 @@ import json, os, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 from .memory import RssSampler
 from .resources import weight_bytes
+from .spec import is_quantized
 
 # %% auto #0
 __all__ = ['QUANTIZE_MARK', 'WRITE_MARK', 'OUR_PREFIX', 'builder_stage', 'drop_dead_weight_pages', 'quantize_columns',
@@ -25,7 +26,7 @@ def builder_stage(line:str, precision:str="int4") -> str|None:
     "The export stage a line of the builder's log (run through `builder_main`) starts, or None."
     low = line.strip().lower()
     if "reading embedding" in low or low.startswith("reading layer"): return "convert"
-    if low.startswith("saving onnx model"): return "quantize" if precision in ("int4", "int8") else "write"
+    if low.startswith("saving onnx model"): return "quantize" if is_quantized(precision) else "write"
     if low.startswith(QUANTIZE_MARK): return "quantize"
     if low.startswith(WRITE_MARK): return "write"
     if low.startswith("saving genai config"): return "write"
@@ -258,7 +259,7 @@ def builder_command(src:str|Path,          # model folder the builder reads
     "The child command that runs the builder through `builder_main`."
     cmd = [sys.executable, "-c", "from mistral_onnx.quantize import builder_main; builder_main()",
            "-i", str(src), "-o", str(out), "-p", precision, "-e", execution_provider, "-c", str(cache_dir)]
-    if low_memory and precision in ("int4", "int8"): cmd.append("--low-memory")
+    if low_memory and is_quantized(precision): cmd.append("--low-memory")
     if extra_options: cmd += ["--extra_options"] + [f"{k}={v}" for k, v in extra_options.items()]
     return cmd
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from .spec import ModelSpec, num_parameters
+from .spec import ModelSpec, num_parameters, is_quantized
 from .env import MistralOnnxError
 
 # %% auto #0
@@ -50,7 +50,7 @@ def estimate_export_resources(spec:ModelSpec,            # shapes of the model t
     src = source_bytes or num_parameters(spec) * _BYTES.get(source_dtype or spec.dtype, 4)
     gd = graph_dtype(precision, execution_provider); g = _BYTES[gd]
     graph, out, w = num_parameters(spec) * g, output_bytes(spec, precision, execution_provider), _weights(spec)
-    quant = precision in ("int4", "int8")
+    quant = is_quantized(precision)
     parts = {"interpreter": BASE_BYTES}
     if route == "builder" and quant and low_memory:
         parts.update({"output": out, "largest weight and q/k/v": (w["largest"] + w["qkv"]) * g, "mapped source": src // 10})
@@ -81,7 +81,7 @@ _BYTES = {"fp32": 4, "float32": 4, "fp16": 2, "float16": 2, "bf16": 2, "bfloat16
 
 def graph_dtype(precision:str, execution_provider:str="cpu") -> str:
     "The dtype of the builder's graph (and of the weights it does not quantize)."
-    if precision == "fp32" or (precision in ("int4", "int8") and execution_provider == "cpu"): return "fp32"
+    if precision == "fp32" or (is_quantized(precision) and execution_provider == "cpu"): return "fp32"
     return "bf16" if precision == "bf16" else "fp16"
 
 def _weights(spec:ModelSpec) -> dict:
@@ -95,7 +95,7 @@ def _weights(spec:ModelSpec) -> dict:
 def output_bytes(spec:ModelSpec, precision:str, execution_provider:str="cpu", block_size:int=32) -> int:
     "Bytes of the ONNX weights the builder writes for these shapes."
     w, g = _weights(spec), _BYTES[graph_dtype(precision, execution_provider)]
-    if precision in ("int4", "int8"):
+    if is_quantized(precision):
         bits = 4 if precision == "int4" else 8
         return int(w["matmul"] * (bits / 8 + g / block_size) + (w["embedding"] + w["norms"]) * g)
     return (w["matmul"] + w["embedding"] + w["norms"]) * g

@@ -116,8 +116,9 @@ PRECISIONS = {p.name: p for p in (Precision("fp32", 32, False, "float32"), Preci
                                   Precision("int4", 4, True, "float16"))}
 "Every precision an export can have, by name"
 
-def is_quantized(precision:str) -> bool:
-    "True for int4/int8 (weights quantized); `BadOption` listing the precisions for an unknown one."
+def is_quantized(precision:str|None) -> bool:
+    "True for int4/int8 (weights quantized), False for None (not chosen yet: fp32); `BadOption` listing the precisions for an unknown one."
+    if precision is None: return False
     if precision not in PRECISIONS: raise BadOption(f"Unknown precision {precision!r}.", f"use one of {', '.join(PRECISIONS)}.")
     return PRECISIONS[precision].quantized
 

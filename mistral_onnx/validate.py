@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from .env import BadOption
 from .args import typed
-from .spec import ModelSpec
+from .spec import ModelSpec, is_quantized
 from .models import resolve_source, reference_folder, task_words, task_prompt, task_score
 from .folder import ExportFolder, CheckError
 from .quality import Quality, measure_quality
@@ -143,18 +143,15 @@ class GenaiRunner:
     "An exported folder run by ONNX Runtime GenAI, one appended token at a time."
     def __init__(self, folder:str|Path|ExportFolder, # an exported folder
                  execution_provider:str|None=None):  # None: the folder's own providers
-        import onnxruntime_genai as og
-        self.og, self.folder = og, ExportFolder.of(folder)
-        self.context, self.window = self.folder.context_length, self.folder.sliding_window
-        self.model = self.folder.model(execution_provider)
+        from mistral_onnx.session import DecodeSession   # the same session generate and serve decode through
+        self.session = DecodeSession(folder, execution_provider)
+        self.og, self.folder, self.model = self.session.og, self.session.folder, self.session.model
+        self.context, self.window = self.session.context_length, self.session.window
+        self.adapter = None                              # a loaded adapter's name (`adapters.activate`)
 
     def prefill(self, ids:list, capacity:int) -> np.ndarray:
         "Logits [vocab] of the prompt's last position; the generator can hold `capacity` tokens."
-        p = self.og.GeneratorParams(self.model)
-        p.set_search_options(max_length=min(max(capacity, self.window), self.context))
-        self.gen = self.og.Generator(self.model, p)
-        if getattr(self, "adapter", None): self.gen.set_active_adapter(self.adapters, self.adapter)   # `adapters.activate`
-        self.gen.append_tokens(ids)
+        self.gen = self.session.generator(ids, max(capacity - len(ids), 0), adapter=self.adapter)   # the cache rule and the prompt as generate appends it
         return np.asarray(self.gen.get_logits()).reshape(-1).astype(np.float32)
 
     def step(self, token:int) -> np.ndarray:
@@ -477,7 +474,7 @@ def validate(source,                       # the model exported: "embedded", a f
     refs = [reference_logits(model, ids) for ids, p, n in data]
     from mistral_onnx.models import EMBEDDED_DIR
     embedded = Path(src).resolve() == EMBEDDED_DIR.resolve()   # the task is the embedded model's: other models are not scored on it
-    if precision in ("int4", "int8") and device == "cpu" and embedded and accuracy_prompts is None and not adapter: accuracy_prompts = 200
+    if is_quantized(precision) and device == "cpu" and embedded and accuracy_prompts is None and not adapter: accuracy_prompts = 200
     for name in runners:
         try:
             r = RUNNERS[name](folder, spec, ep)
@@ -498,7 +495,7 @@ def validate(source,                       # the model exported: "embedded", a f
     if quality if quality is not None else (precision in QUALITY_GATES and not embedded):
         progress("validate", 0.97, f"quality: perplexity on {quality_text}")
         _judge_quality(report, src, folder, model if device == "cpu" else None, ep, gate or quality_gate("int4"), quality_text, quality_windows, min(quality_length, context))
-    if precision in ("int4", "int8") and not embedded and not report.ok:
+    if is_quantized(precision) and not embedded and not report.ok:
         report.notes.append(f"{precision} is judged by top-{TOLERANCES[precision]['topk']} overlap with the reference's logits; on random "
                             "weights (a test model) the logits are nearly flat and quantization reorders them, so a low overlap says "
                             "little there: judge quantized exports on trained weights.")

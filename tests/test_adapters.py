@@ -66,6 +66,17 @@ def test_switching_between_requests_on_one_loaded_model(switch, peft_answers):
         assert lm.generate(PROMPTS[k], max_new_tokens=16, adapter=name).strip() == want.strip(), (i, name)
     assert sorted(lm.session.adapter_names) == sorted(SHIPPED)
 
+def test_a_batch_is_answered_with_the_adapter(switch, peft_answers):
+    "generate([...]) with an adapter (given to OnnxLM or per call) answers each prompt with it, never silently with the base model."
+    from mistral_onnx.generate import OnnxLM, GenerationError
+    k = 4
+    got = OnnxLM(switch, adapter="echo").generate(PROMPTS[:k], max_new_tokens=16)
+    assert [g.strip() for g in got] == [a.strip() for a in peft_answers["echo"][:k]]
+    got = OnnxLM(switch).generate(PROMPTS[:k], max_new_tokens=16, adapter="rotate")
+    assert [g.strip() for g in got] == [a.strip() for a in peft_answers["rotate"][:k]]
+    with pytest.raises(GenerationError, match="base model only"):   # og.Engine's options cannot run an adapter: said, not ignored
+        OnnxLM(switch, adapter="echo").generate(PROMPTS[0], max_new_tokens=8, stop=["x"])
+
 def test_generate_cli_adapter(switch, peft_answers):
     for name in (None, *SHIPPED):
         r = cli("generate", switch, PROMPTS[1], "--max-new-tokens", "16", *(["--adapter", name] if name else []))
