@@ -177,7 +177,7 @@ def read_adapter(path:str|Path,      # a peft LoRA folder (adapter_config.json +
     return LoraAdapter(name, path, r, float(alpha), float(scaling), tuple(present), tuple(sorted(layers)), weights, cfg)
 
 # %% ../nbs/07c_adapters.ipynb #c010
-def random_adapter(base:str|Path,               # the base model folder
+def random_adapter(base:str|Path,               # the base model: anything `resolve_source` takes ("embedded", a folder, a hub id)
                    out:str|Path,                # the peft folder to write
                    r:int=4, alpha:float=8.0,
                    target_modules:tuple=("q_proj", "v_proj", "down_proj"),
@@ -193,6 +193,7 @@ def random_adapter(base:str|Path,               # the base model folder
     with torch.no_grad():
         for n, p in pm.named_parameters():
             if "lora_B" in n: p.normal_(0, std)
+    pm.peft_config["default"].base_model_name_or_path = str(base)   # the base as the caller named it (peft would record the resolved folder)
     pm.save_pretrained(str(out))
     return Path(out)
 

@@ -7,7 +7,7 @@ Q4_0 / Q8_0 formats (quantized with the `gguf` package's reference quantizers, t
 `quantize`, run in our fp32 graph: llama.cpp's own runtime also rounds activations to Q8 for its dot products, which
 this leaves out), llama.cpp itself and OpenVINO where their packages are installed (else a stated skip).
 
-    MISTRAL_ONNX_SMOLLM2=/work/cache/smollm2 python tools/int4_quality.py --work /work/cache/int4q/sweep \
+    python tools/int4_quality.py --work ~/.cache/mistral_onnx/int4q_sweep \
         --json nbs/tutorials/int4_quality.json --measured mistral_onnx/recipes_measured.json
 
 Raw results (every number, machine, load, versions, command) go to --json; the per-recipe summary the package ships
@@ -158,7 +158,7 @@ def write_measured(results: dict, path: Path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--work", default="/work/cache/int4q/sweep", help="exports are kept here (reused when present)")
+    ap.add_argument("--work", default=str(Path.home()/".cache"/"mistral_onnx"/"int4q_sweep"), help="exports are kept here (reused when present)")
     ap.add_argument("--json", default="nbs/tutorials/int4_quality.json", help="raw results")
     ap.add_argument("--measured", default="mistral_onnx/recipes_measured.json", help="per-recipe summary the package ships")
     ap.add_argument("--windows", type=int, default=16); ap.add_argument("--length", type=int, default=256)

@@ -4,8 +4,8 @@
 # (minutes; needs .venv-olive with peft, and the main .venv for mistral_onnx).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD; OL=$ROOT/.venv-olive/bin/olive; [ -x "$OL" ] || OL=/work/main/.venv-olive/bin/olive
-PY=$ROOT/.venv/bin/python; [ -x "$PY" ] || PY=/work/main/.venv/bin/python
+ROOT=$PWD; OL=${OLIVE:-$ROOT/.venv-olive/bin/olive}; PY=${PYTHON:-$ROOT/.venv/bin/python}   # OLIVE/PYTHON: venvs elsewhere
+[ -x "$OL" ] && [ -x "$PY" ] || { echo "needs $OL and $PY (bash tools/test_olive.sh makes .venv-olive; add peft to it)"; exit 2; }
 LOG=$ROOT/nbs/tutorials/olive_lora.log; W=$(mktemp -d); export PYTHONPATH=$ROOT
 EMB=$ROOT/mistral_onnx/embedded; AD=$ROOT/mistral_onnx/embedded/adapters/echo
 {
@@ -32,5 +32,5 @@ g = og.Generator(m, (lambda p: (p.set_search_options(max_length=20), p)[1])(og.G
 try: g.append_tokens(np.array([[1, 2, 3]], dtype=np.int32)); print("ran")
 except Exception as e: print(f"ORT GenAI: {type(e).__name__}: {e}")
 PY
-} 2>&1 | tee "$LOG"
+} 2>&1 | sed -e "s|$ROOT|<repo>|g" -e "s|[^ \"]*/site-packages/|<site-packages>/|g" | tee "$LOG"   # no machine paths in the committed log
 rm -rf "$W"
