@@ -28,7 +28,7 @@ def test_bench_takes_a_folder_object(exported):
     assert [row["runner"] for row in r.rows] == ["ortgenai", "onnxruntime"] and not r.errors
 
 def test_compare_interleaves_and_writes_parts(exported, tmp_path):
-    from mistral_onnx.bench import compare, CompareResult, machine_load
+    from mistral_onnx.compare import compare, CompareResult, machine_load
     jp = tmp_path/"study.json"; jp.write_text(json.dumps({"earlier": 1}))
     r = compare("embedded", {"a": exported["fp32"], "b": exported["fp32"]}, rounds=3, prompt_len=4, new_tokens=4, json_path=jp, part="p1")
     assert isinstance(r, CompareResult) and not r.errors
@@ -42,7 +42,7 @@ def test_compare_interleaves_and_writes_parts(exported, tmp_path):
     ld = machine_load(0.05); assert ld["cores"] >= 1
 
 def test_compare_bad_input(exported):
-    from mistral_onnx.bench import compare
+    from mistral_onnx.compare import compare
     with pytest.raises(BadOption, match="one folder"): compare("embedded", exported["fp32"])
     with pytest.raises(BadOption, match="No export folder"): compare("embedded", [])
     with pytest.raises(BadOption, match="retries=-1"): compare("embedded", [exported["fp32"]], retries=-1)

@@ -12,7 +12,7 @@ LAYERS = [("env", "args", "spec", "family", "memory", "quantized_sources"),  # f
           ("check", "kv_cache"),                                    # checks and concepts over those
           ("routes", "transaction", "olive_io", "builder", "torch_route", "olive_routes", "quantize", "adapters"),   # the registry, then the routes
           ("export", "session"),                                    # the front; one decode session over an export
-          ("quality", "validate", "generate", "engine", "serve", "bench", "diagnose", "doctor", "peers"),   # what runs or judges an export
+          ("quality", "validate", "generate", "engine", "serve", "bench", "compare", "diagnose", "doctor", "peers"),   # what runs or judges an export
           ("widgets", "cli")]                                       # the two faces
 LAYER = {m: i for i, ms in enumerate(LAYERS) for m in ms}
 
