@@ -14,8 +14,8 @@ from .recipes import recipe
 from .routes import ExportError, Job, route, run_logged
 
 # %% auto #0
-__all__ = ['WINDOW_CACHES', 'builder_config', 'gqa_attributes', 'use_full_cache', 'window_cache_of', 'append_prompt',
-           'builder_extra_options', 'route_builder']
+__all__ = ['WINDOW_CACHES', 'PAGED_GPU_UTILIZATION', 'builder_config', 'gqa_attributes', 'use_full_cache', 'window_cache_of',
+           'append_prompt', 'builder_extra_options', 'route_builder']
 
 # %% ../nbs/03c_builder.ipynb #c006
 def builder_config(cfg:dict) -> dict:
@@ -99,12 +99,19 @@ def _builder_stage(spec, precision):
 
 def _short(v): return f"[{v[0]!r}] * {len(v)}" if isinstance(v, list) and v and len(set(v)) == 1 else repr(v)
 
+PAGED_GPU_UTILIZATION = 0.3
+"`gpu_utilization_factor` written for a paged export unless you give it (or `num_blocks`): the builder's own 0.6 failed to load a 7B fp16 export on an empty H200 (BFCArena could not allocate a 1.07 GB block pool; 0.3 loaded in 1.8 s, onnxruntime-genai-cuda 0.18.0)"
+
+def _on(v) -> bool: return str(v).strip().lower() in ("1", "true", "yes", "on")
+
 def builder_extra_options(job:Job) -> dict:   # the builder's --extra_options
     "The recipe's options (int4/int8), then the options declared with a builder key, then `--extra-option` (each wins over the one before); refused where ORT could not run the result."
     quant = is_quantized(job.precision)
     r = recipe(job.option("recipe"), job.precision, job.execution_provider) if quant else None
     eo = {**(r.builder_options(job.spec, job.execution_provider) if r else {}), **job.builder_keys()}
     if r: r.refuse(job.execution_provider, int(eo.get("block_size") or eo.get("int4_block_size") or 0) or None)
+    if _on(eo.get("use_paged_attention", "")) and not {"gpu_utilization_factor", "num_blocks"} & set(eo):
+        eo["gpu_utilization_factor"] = PAGED_GPU_UTILIZATION
     return eo
 
 def route_builder(job:Job) -> dict:   # what export_report.json records as route_info

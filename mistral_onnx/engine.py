@@ -223,7 +223,7 @@ class Runner:
     "An export served by one worker thread: og.Engine for what it takes, an og.Generator per request for the rest."
     def __init__(self, folder,                        # an exported folder (path or `ExportFolder`)
                  execution_provider:str|None=None,    # "cpu", "cuda", or None for the folder's own
-                 max_batch_size:int=8,                # the engine's static batch (`engine.static_batching.max_batch_size`)
+                 max_batch_size:int=8,                # the engine's batch (`engine.static_batching`, or `dynamic_batching` on a paged export)
                  max_queue:int=64,                    # requests held at once (decoding and waiting); more get `QueueFull`
                  use_engine:bool=True):               # False: every request on its own generator (for comparison)
         import onnxruntime_genai as og
@@ -231,7 +231,8 @@ class Runner:
         self.folder = ExportFolder.of(folder)
         self.max_queue = max_queue
         cfg = self.folder.og_config(execution_provider)
-        cfg.overlay(json.dumps({"engine": {"static_batching": {"max_batch_size": int(max_batch_size)}}}))
+        self.paged = "dynamic_batching" in (self.folder.genai_config.get("engine") or {})   # a paged-attention export: og.Engine only
+        cfg.overlay(json.dumps({"engine": {"dynamic_batching" if self.paged else "static_batching": {"max_batch_size": int(max_batch_size)}}}))
         try: self.model = og.Model(cfg)
         except Exception as e: raise CheckError(f"ONNX Runtime GenAI could not load {self.folder.path}: {str(e).splitlines()[0][:300]}.",
                                                 "run `mistral-onnx check` on the folder, or export again.") from None
@@ -325,6 +326,13 @@ def _start(self:Runner, job:Job):
         job._stream = self.tokenizer.create_stream()
         self._jobs.append(job)
     else:
+        if self.paged:   # its graph takes input_ids of rank 1 (a token stream): og.Generator cannot feed it
+            if self.engine is None:
+                raise GenerationError(f"{self.folder.path} is a paged-attention export (genai_config engine.dynamic_batching), which only og.Engine runs, "
+                                      f"and og.Engine is {self.engine_note}.", "paged attention runs on --ep cuda at fp16/bf16; export without "
+                                      "use_paged_attention for other providers, or run `mistral-onnx check` on the folder.")
+            raise GenerationError(f"{self.folder.path} is a paged-attention export, which only og.Engine runs, and this request needs a generator "
+                                  "(a per-request seed or n-gram speculation).", "drop seed / ngram_size for this export, or export without use_paged_attention for them.")
         job.path = "generator"
         p = og.GeneratorParams(self.model)
         total = len(job.ids) + n
@@ -403,6 +411,11 @@ def _loop(self:Runner):
             try: self.engine.run(buf)
             except Exception as e:   # the engine cannot serve this export here: say so, and go on with a generator per request
                 msg = f"og.Engine failed: {' '.join(str(e).split())[:400]}"
+                if self.paged:   # a paged graph takes no og.Generator: nothing to fall back to, so every request gets the reason
+                    self.engine_note = f"failed ({msg}); a paged-attention export runs only on og.Engine"
+                    held, self._jobs = self._jobs, []
+                    for job in held: self._finish(job, "error", msg + " (paged-attention export: no generator fallback)")
+                    self.engine = None; continue   # later requests are refused in _start with this note
                 self.engine, self.engine_note = None, f"off after a failure ({msg}); a generator per request"
                 held, self._jobs = self._jobs, []
                 for job in held:
