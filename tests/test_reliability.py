@@ -312,8 +312,8 @@ def test_overwrite_replaces(exported, tmp_path):
     assert not (out/"stale.txt").exists() and json.loads((out/"export_report.json").read_text())["precision"] == "int4"
     assert leftovers(out) == []
 
-def _failing_route(src, spec, tmp, precision, execution_provider, log, progress, cancel=None, work=None):
-    (tmp/"model.onnx").write_bytes(b"half written")
+def _failing_route(job):
+    (job.tmp/"model.onnx").write_bytes(b"half written")
     raise ExportError("injected failure of the route after writing half a model. Fix: none needed, this is a test.")
 
 @case('data loss', 'ExportError from the route; the old export unchanged, nothing beside it')
