@@ -14,7 +14,7 @@ from .family import pad_finding
 from .folder import ExportFolder, CheckError, graph_io, read_genai_config, regular_file
 
 # %% auto #0
-__all__ = ['Finding', 'Findings', 'KVReport', 'check_kv']
+__all__ = ['Finding', 'Findings', 'KVReport', 'chat_template', 'check_kv']
 
 # %% ../nbs/04_check.ipynb #c007
 @dataclass
@@ -67,27 +67,123 @@ class KVReport(Findings):
 
 # %% ../nbs/04_check.ipynb #c009
 def _runtime_findings(r:KVReport, folder:ExportFolder):
-    "Rows for what ONNX Runtime GenAI needs beside the cache: the context length, a tokenizer that loads, a chat template (informational)."
-    try: r.add(True, "context length", folder.context_length)
-    except CheckError as e: r.add(False, "context length", "unusable", "a positive integer", f"{e.problem} Fix: {e.fix}")
+    "Rows for what ONNX Runtime GenAI needs beside the cache: a context length the graph can run, a tokenizer that loads with ids inside the vocabulary, bos/eos inside it, a chat template that renders."
+    _context_finding(r, folder)
     names = [n for n in ("tokenizer.json", "tokenizer.model") if (folder.path/n).exists() or (folder.path/n).is_symlink()]
     if not names:
         r.add(False, "tokenizer", "missing", "tokenizer.json or tokenizer.model", "ONNX Runtime GenAI reads the tokenizer from the folder. "
-              "Fix: copy the tokenizer files from the source model, or export again"); return
+              "Fix: copy the tokenizer files from the source model, or export again")
+    else:
+        try:
+            p = folder.inside(names[0], "tokenizer"); tok = None
+            if p.name == "tokenizer.json":
+                try: from tokenizers import Tokenizer
+                except ImportError: Tokenizer = None
+                if Tokenizer is not None: tok = Tokenizer.from_file(str(p))
+            r.add(True, "tokenizer", names[0])
+            if tok is not None: _tokenizer_ids_finding(r, folder, tok)
+        except Exception as e:
+            r.add(False, "tokenizer", f"{names[0]} does not load", "a tokenizer that loads",
+                  f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}. Fix: copy the tokenizer files from the source model, or export again")
+    _special_ids_findings(r, folder)
+    _template_finding(r, folder)
+
+# %% ../nbs/04_check.ipynb #l25c2885
+def _vocab(folder:ExportFolder) -> int|None:
+    "genai_config's model.vocab_size (the rows of the graph's embedding); None when it gives none."
+    v = folder.genai_config["model"].get("vocab_size")
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+def _context_finding(r:KVReport, folder:ExportFolder):
+    "The context length: usable, and no longer than the graph's rotary table (`GroupQueryAttention` refuses a sequence beyond its rows)."
+    try: ctx = folder.context_length
+    except CheckError as e: r.add(False, "context length", "unusable", "a positive integer", f"{e.problem} Fix: {e.fix}"); return
+    rows = folder.io.get("rotary_rows", 0)
+    g = folder.genai_config; over = [(k, v) for k, v in (("model.context_length", g["model"].get("context_length")),
+                                                         ("search.max_length", (g.get("search") or {}).get("max_length")))
+                                     if rows and isinstance(v, int) and v > rows]
+    if not over: r.add(True, "context length", ctx, f"at most {rows} (the graph's rotary table)" if rows else ""); return
+    r.add(False, "context length", ", ".join(f"{k} {v}" for k, v in over), f"at most {rows} (the rows of the graph's rotary table cos_cache)",
+          f"{folder.path/'genai_config.json'}: generation past position {rows} stops inside ONNX Runtime GenAI ('cos_cache dimension 0 shall not be "
+          f"less than total_sequence_length'). Fix: set {' and '.join(k for k, _ in over)} to at most {rows} in genai_config.json, or export again "
+          "from a config.json whose max_position_embeddings covers the context you need")
+
+def _tokenizer_ids_finding(r:KVReport, folder:ExportFolder, tok):
+    "Every id the tokenizer can produce is a row of the embedding (below genai_config's vocab_size)."
+    vocab = _vocab(folder)
+    if vocab is None: return
+    ids = tok.get_vocab(with_added_tokens=True)
+    if not ids: return
+    text, top = max(ids.items(), key=lambda kv: kv[1])
+    over = sum(1 for i in ids.values() if i >= vocab)
+    r.add(top < vocab, "tokenizer ids", f"up to {top}" + (f" ({over} id(s) from {vocab}, e.g. {text!r} = {top})" if over else ""),
+          f"below vocab_size {vocab}", "tokenizer.json gives ids the model has no embedding row for: a prompt holding such a token fails "
+          "inside the graph, and a decoded answer can never contain it. Fix: copy tokenizer.json from the source model (its "
+          "vocabulary belongs to these weights), or correct model.vocab_size in genai_config.json if the graph is larger")
+
+def _special_ids_findings(r:KVReport, folder:ExportFolder):
+    "genai_config's bos_token_id and eos_token_id (an id or a list) inside the vocabulary; pad is `family.pad_finding`'s."
+    vocab, m = _vocab(folder), folder.genai_config["model"]
+    if vocab is None: return
+    for key in ("bos_token_id", "eos_token_id"):
+        v = m.get(key)
+        if v is None: continue
+        bad = [i for i in (v if isinstance(v, list) else [v]) if not (isinstance(i, int) and 0 <= i < vocab)]
+        if not bad: r.add(True, f"genai_config {key}", v); continue
+        r.add(False, f"genai_config {key}", v, f"an id below vocab_size {vocab}",
+              f"{folder.path/'genai_config.json'}: model.{key} {bad[0]} is outside the vocabulary: "
+              + ("generation never stops at the end of an answer (no token can be that id). " if key == "eos_token_id" else
+                 "the prompt's first token has no embedding row. ")
+              + f"Fix: set model.{key} in genai_config.json to the id tokenizer.json gives that token (the source's "
+              "generation_config.json or config.json says which), or export again")
+
+def chat_template(folder:str|Path|ExportFolder) -> tuple:   # (template text or None, where it was read)
+    "The chat template ONNX Runtime GenAI renders: tokenizer_config.json's `chat_template` (the `default` one of a list), else chat_template.jinja."
+    folder = ExportFolder.of(folder); tc = folder.path/"tokenizer_config.json"
+    if tc.exists():
+        try: t = json.loads(regular_file(tc).read_text()).get("chat_template")
+        except (ValueError, OSError, AttributeError, CheckError): t = None
+        if isinstance(t, list): t = next((x.get("template") for x in t if isinstance(x, dict) and x.get("name") == "default"),
+                                         next((x.get("template") for x in t if isinstance(x, dict)), None))
+        if t: return t, "tokenizer_config.json (chat_template)"
+    j = folder.path/"chat_template.jinja"
+    if j.exists():
+        try: return regular_file(j).read_text(), "chat_template.jinja"
+        except (OSError, UnicodeDecodeError, CheckError): return None, "chat_template.jinja"
+    return None, ""
+
+def _special_text(folder:ExportFolder, key:str) -> str:
+    "bos_token / eos_token text from tokenizer_config.json (a string or {'content': ...}); '' when absent."
+    try: v = json.loads((folder.path/"tokenizer_config.json").read_text()).get(key)
+    except (ValueError, OSError, AttributeError): return ""
+    return v.get("content", "") if isinstance(v, dict) else v if isinstance(v, str) else ""
+
+def _template_finding(r:KVReport, folder:ExportFolder):
+    "The chat template renders one user message (Jinja, sandboxed, as transformers renders it); none: informational (`generate --raw`)."
+    t, where = chat_template(folder)
+    if t is None:
+        r.add(not where, "chat template", f"{where} unreadable" if where else "none (generate --raw only)", "a readable template",
+              f"{folder.path/where} could not be read. Fix: copy it from the source model"); return
+    if not isinstance(t, str):
+        r.add(False, "chat template", f"{where} is {type(t).__name__}", "a Jinja template (text)", "Fix: copy tokenizer_config.json from the source model"); return
+    try: from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError: r.add(True, "chat template", f"{where} (not rendered: jinja2 is not installed)"); return
+    import jinja2, time
+    def raise_exception(msg): raise jinja2.exceptions.TemplateError(msg)
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env.globals.update(raise_exception=raise_exception, strftime_now=lambda f: time.strftime(f))
     try:
-        p = folder.inside(names[0], "tokenizer")
-        if p.name == "tokenizer.json":
-            try: from tokenizers import Tokenizer
-            except ImportError: Tokenizer = None
-            if Tokenizer is not None: Tokenizer.from_file(str(p))
-        r.add(True, "tokenizer", names[0])
+        out = env.from_string(t).render(messages=[{"role": "user", "content": "hello"}], add_generation_prompt=True,
+                                        bos_token=_special_text(folder, "bos_token"), eos_token=_special_text(folder, "eos_token"))
+        if "hello" not in out: raise jinja2.exceptions.TemplateError("the rendered prompt does not contain the user's message")
     except Exception as e:
-        r.add(False, "tokenizer", f"{names[0]} does not load", "a tokenizer that loads",
-              f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}. Fix: copy the tokenizer files from the source model, or export again")
-    tc = folder.path/"tokenizer_config.json"
-    try: has = (folder.path/"chat_template.jinja").exists() or bool(json.loads(regular_file(tc).read_text()).get("chat_template")) if tc.exists() else (folder.path/"chat_template.jinja").exists()
-    except (ValueError, OSError, AttributeError, CheckError): has = False
-    r.add(True, "chat template", "present" if has else "none (generate --raw only)")
+        line = f" (line {e.lineno})" if getattr(e, "lineno", None) else ""
+        r.add(False, "chat template", f"{where} does not render: {type(e).__name__}: {' '.join(str(e).split())[:160]}{line}",
+              "a Jinja template that renders a user message",
+              f"{folder.path/where.split(' ')[0]}: generate renders every chat prompt with it and would stop with 'Invalid or unsupported "
+              "chat template'. Fix: correct the template, or copy tokenizer_config.json and chat_template.jinja from the source model, "
+              "or delete the chat_template (generate then takes only --raw prompts)"); return
+    r.add(True, "chat template", f"{where}, renders")
 
 # %% ../nbs/04_check.ipynb #c011
 def check_kv(folder:str|Path|ExportFolder, # an exported folder: model.onnx (+ .data), genai_config.json

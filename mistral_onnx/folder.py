@@ -66,7 +66,7 @@ def _external_bytes(m) -> dict:
     return need
 
 def graph_io(model_path:str|Path) -> dict:
-    "Inputs and outputs of an ONNX graph as {name: (elem_type, dims)}, its external data files, ops and GQA windows; weights not read."
+    "Inputs and outputs of an ONNX graph as {name: (elem_type, dims)}, its external data files, ops, GQA windows and rotary table rows; weights not read."
     import onnx
     p = regular_file(model_path, "the graph")
     if not p.exists(): raise CheckError(f"{p} does not exist.", "export again (the folder is incomplete).")
@@ -80,7 +80,10 @@ def graph_io(model_path:str|Path) -> dict:
             "ops": sorted({n.op_type for n in m.graph.node}),
             "window": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "local_window_size"}),
             "sliding_window_cache": sorted({a.i for n in m.graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "sliding_window_cache"}),
-            "int4_block_sizes": sorted({a.i for n in m.graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "block_size"})}
+            "int4_block_sizes": sorted({a.i for n in m.graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "block_size"}),
+            "rotary_rows": max([t.dims[0] for t in m.graph.initializer if t.name.split("/")[-1].startswith("cos_cache") and t.dims] +
+                               [a.t.dims[0] for n in m.graph.node if n.op_type == "Constant" and any(o.split("/")[-1].startswith("cos_cache") for o in n.output)
+                                for a in n.attribute if a.name == "value" and a.t.dims], default=0)}
 
 # %% ../nbs/02a_folder.ipynb #rel783c
 GENAI_TYPES = {"model.type": "str", "model.vocab_size": "int", "model.context_length": "int", "model.bos_token_id": "int",

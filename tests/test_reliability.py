@@ -1110,6 +1110,171 @@ def test_unwritable_output_file_named(tmp_path):
     p = cli("diagnose", wf, "--write-fixed", "/proc/version", "--overwrite", timeout=60)
     assert p.returncode == 2 and "error:" in p.stderr and "Fix" in p.stderr and "unexpected" not in p.stderr and "Traceback" not in p.stderr, p.stderr
 
+# ---------------------------------------------------------------- round 3 (issue 26): ownership, atomic writes, typed arguments
+@case("data loss", "exit 2 / ExportError: 'is not an export folder' with the fix; a folder holding genai_config.json {} and a user file unchanged")
+@pytest.mark.parametrize("mode", MODES)
+def test_overwrite_refuses_a_folder_with_only_a_genai_config(mode, tmp_path):
+    "A file named genai_config.json does not make a folder an export: only the marker this package writes does."
+    out = tmp_path/"mine"; out.mkdir(); (out/"genai_config.json").write_text("{}"); (out/"thesis.tex").write_text("years of work")
+    h = tree_hash(out)
+    code, msg = export_fails(mode, "embedded", out, "--overwrite")
+    assert code in (2, "ExportError") and "is not an export folder" in msg and "Fix" in msg, msg
+    assert_nothing_left(out, old_hash=h)
+    assert (out/"thesis.tex").read_text() == "years of work"
+
+def _limit_file_size(limit):
+    "preexec_fn: files the child writes stop at `limit` bytes (a write past it fails with EFBIG, as on a full disk), SIGXFSZ ignored."
+    def set_limit():
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return set_limit
+
+@case("data loss", "a write that fails half-way (file size limit): exit 2 naming the file and 'unchanged', with the fix; the old file kept whole, no temporary file beside it")
+def test_failing_write_keeps_the_old_file(tmp_path):
+    "`diagnose wf.json --write-fixed F --overwrite` when the write of F fails after 64 bytes."
+    wf = _olive_workflow(tmp_path); target = tmp_path/"fixed.json"; target.write_text("my earlier fix")
+    p = cli("diagnose", wf, "--write-fixed", target, "--overwrite", timeout=120, preexec_fn=_limit_file_size(64))
+    assert p.returncode == 2 and str(target) in p.stderr and "unchanged" in p.stderr and "Fix" in p.stderr and "Traceback" not in p.stderr, (p.returncode, p.stderr)
+    assert target.read_text() == "my earlier fix"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["fixed.json", "m", "wf.json"], sorted(x.name for x in tmp_path.iterdir())
+
+@case("data loss", "exit 0; unmarked `.OUT.partial-*` / `.OUT.old-N` folders (named like a killed export's, not written by us) left as they were")
+def test_stale_cleanup_leaves_unmarked_folders(tmp_path):
+    "Folders that merely match the names of a killed export's leftovers, without this package's marker, are the user's."
+    out = tmp_path/"o"; theirs = [tmp_path/".o.partial-abcd1234", tmp_path/".o.old-4242"]
+    for d in theirs: d.mkdir(); (d/"notes.txt").write_text(f"mine: {d.name}")
+    hashes = {d: tree_hash(d) for d in theirs}
+    r = export("embedded", out)
+    assert r.report["kv_check"]["ok"] and (out/"model.onnx").exists()
+    for d in theirs: assert d.is_dir() and tree_hash(d) == hashes[d], d
+    assert not (out/"notes.txt").exists()
+
+@case("options", "BadOption naming overwrite and 'True or False'; the existing export unchanged, nothing beside it")
+def test_export_overwrite_must_be_a_bool(exported, tmp_path):
+    'export(..., overwrite="no") in Python: a string is not a yes.'
+    from mistral_onnx.env import BadOption
+    out = _copy_export(exported, tmp_path, "out"); h = tree_hash(out)
+    with pytest.raises(BadOption) as ei: export("embedded", out, overwrite="no")
+    assert "overwrite" in str(ei.value) and "True or False" in str(ei.value), str(ei.value)
+    assert_nothing_left(out, old_hash=h)
+
+# ---------------------------------------------------------------- round 3: wrong verdicts
+@case("wrong verdict", "check exits non-zero naming the genai_config field, its type and the fix (no traceback, no 'unexpected'); OnnxLM raises CheckError saying the same")
+@pytest.mark.parametrize("path,value,field", [(("model", "eos_token_id"), "2", "model.eos_token_id"),
+                                              (("model", "decoder", "inputs"), "x", "model.decoder.inputs")], ids=["eos_string", "inputs_string"])
+def test_genai_config_wrong_types_named(path, value, field, exported, tmp_path):
+    "genai_config.json with `eos_token_id: \"2\"` or `decoder.inputs: \"x\"`, as a hand edit leaves it."
+    d = _copy_export(exported, tmp_path); _genai_set(path, value)(d)
+    p = cli("check", d, timeout=120); text = p.stdout + p.stderr
+    assert p.returncode != 0 and field in text and "Fix" in text and "Traceback" not in text and "unexpected" not in text, text
+    with pytest.raises(CheckError) as ei: OnnxLM(d)
+    assert field in str(ei.value) and "Fix" in str(ei.value)
+
+@case("wrong verdict", "exit 2 / SourceError: a local folder named `embedded` is never replaced by the shipped model; the fix says ./embedded; nothing written")
+@pytest.mark.parametrize("mode", MODES)
+def test_local_folder_named_embedded_refused(mode, tmp_path, monkeypatch):
+    "`mistral-onnx export embedded OUT` run where ./embedded is the user's own model."
+    mine = src_copy(tmp_path, "embedded"); h = tree_hash(mine); out = tmp_path/"o"
+    monkeypatch.chdir(tmp_path)
+    code, msg = export_fails(mode, "embedded", out, cwd=tmp_path) if mode == "cli" else export_fails(mode, "embedded", out)
+    assert code in (2, "SourceError") and "./embedded" in msg and "Fix" in msg, msg
+    assert tree_hash(mine) == h
+    assert_nothing_left(out)
+
+@case("wrong verdict", "export exit 0 with a note naming the stored float32 and the declared bfloat16, and the --precision to pass")
+def test_fp32_weights_under_a_bf16_config_noted(tmp_path):
+    "config.json says bfloat16 while model.safetensors holds float32: the export says so instead of deciding silently."
+    src = src_copy(tmp_path); c = json.loads((src/"config.json").read_text())
+    (src/"config.json").write_text(json.dumps({**c, "dtype": "bfloat16", "torch_dtype": "bfloat16"}))
+    p = cli("export", src, tmp_path/"o")
+    assert p.returncode == 0, p.stderr
+    text = p.stdout + p.stderr
+    assert "bfloat16" in text and "float32" in text and "--precision" in text, text
+
+# ---------------------------------------------------------------- round 3: unclear errors
+def _bad_config(edit):
+    def damage(src):
+        c = json.loads((src/"config.json").read_text()); edit(c); (src/"config.json").write_text(json.dumps(c))
+    return damage
+
+BUILDER_FIELDS = {"architectures_missing": (_bad_config(lambda c: c.pop("architectures", None)), "architectures"),
+                  "rope_scaling_not_object": (_bad_config(lambda c: c.update(rope_scaling="linear")), "rope_scaling"),
+                  "rope_type_unknown": (_bad_config(lambda c: c.update(rope_scaling={"rope_type": "bogus", "factor": 2.0})), "rope_scaling.rope_type"),
+                  "rope_factor_text": (_bad_config(lambda c: c.update(rope_scaling={"rope_type": "linear", "factor": "two"})), "rope_scaling.factor")}
+
+@case("translation", "exit 2 / SourceError naming config.json and the field (architectures, rope_scaling...), with the fix, before the builder runs; nothing written")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case_", list(BUILDER_FIELDS))
+def test_builder_config_fields_named(case_, mode, tmp_path):
+    "Fields the model builder reads unchecked (and then fails on with a TypeError): a missing architectures, a bad rope_scaling."
+    src = src_copy(tmp_path); damage, field = BUILDER_FIELDS[case_]; damage(src); out = tmp_path/"o"
+    code, msg = export_fails(mode, src, out)
+    assert code in (2, "SourceError") and field in msg and "config.json" in msg and "Fix" in msg and "TypeError" not in msg, msg
+    assert_nothing_left(out)
+
+@case("options", "BadOption naming max_new_tokens and 'a whole number' (never a raw TypeError)")
+@pytest.mark.parametrize("how", ["generate", "stream_ids"])
+def test_float_max_new_tokens_refused(how, exported):
+    "`max_new_tokens=2.0` in Python."
+    from mistral_onnx.env import BadOption
+    lm = OnnxLM(exported["fp32"])
+    with pytest.raises(BadOption) as ei:
+        if how == "generate": lm.generate("reverse: abc", max_new_tokens=2.0)
+        else: list(lm.stream_ids([1, 40, 50], max_new_tokens=2.0))
+    assert "max_new_tokens" in str(ei.value) and "whole number" in str(ei.value), str(ei.value)
+
+@case("options", "numpy ids in range (an array, or numpy ints in a list) generate the same tokens as Python ints")
+def test_numpy_ids_accepted(exported):
+    np = pytest.importorskip("numpy")
+    lm = OnnxLM(exported["fp32"]); ids = [1, 40, 50, 60]
+    want = list(lm.stream_ids(ids, max_new_tokens=4))
+    assert list(lm.stream_ids(np.array(ids, dtype=np.int64), max_new_tokens=4)) == want
+    assert list(lm.stream_ids([np.int32(i) for i in ids], max_new_tokens=4)) == want
+
+@case("options", "bench --json / --html into a folder that does not exist: exit 2 before measuring, naming the path")
+@pytest.mark.parametrize("flag", ["--json", "--html"])
+def test_bench_output_path_checked_before_measuring(flag, exported, tmp_path):
+    "`bench ... --json DIR/r.out` where DIR does not exist (a path that is a folder was refused before measuring already)."
+    f = tmp_path/"nowhere"/"r.out"
+    p = cli("bench", "embedded", exported["fp32"], flag, f, "--runner", "ortgenai", timeout=60)
+    assert p.returncode == 2 and str(f) in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert "ortgenai" not in p.stdout and "tokens/s" not in p.stdout, p.stdout      # nothing measured
+
+# ---------------------------------------------------------------- round 3: check PASS proves what generate needs
+def _set_template(t):
+    def damage(d):
+        f = d/"tokenizer_config.json"; c = json.loads(f.read_text()); c["chat_template"] = t; f.write_text(json.dumps(c))
+    return damage
+
+def _context_beyond_graph(d):
+    f = d/"genai_config.json"; g = json.loads(f.read_text()); g["model"]["context_length"] = g["search"]["max_length"] = 4096
+    f.write_text(json.dumps(g))
+
+def _token_beyond_vocab(d):
+    f = d/"tokenizer.json"; t = json.loads(f.read_text())
+    t["added_tokens"].append({"id": 416, "content": "<|tool|>", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True})
+    f.write_text(json.dumps(t))
+
+GENERATE_NEEDS = {"template_does_not_render": (_set_template("{% for m in messages %}{{ m['content'] }{% endfor %}"), "chat template", "tokenizer_config.json"),
+                  "context_beyond_rotary_table": (_context_beyond_graph, "context length", "model.context_length"),
+                  "tokenizer_id_beyond_vocab": (_token_beyond_vocab, "tokenizer ids", "vocab_size 416"),
+                  "eos_outside_vocab": (_genai_set(("model", "eos_token_id"), 416), "genai_config eos_token_id", "model.eos_token_id"),
+                  "eos_list_outside_vocab": (_genai_set(("model", "eos_token_id"), [2, 100000]), "genai_config eos_token_id", "model.eos_token_id"),
+                  "bos_outside_vocab": (_genai_set(("model", "bos_token_id"), 416), "genai_config bos_token_id", "model.bos_token_id")}
+
+@case("wrong verdict", "check exits 1 with a FAIL row naming the file or field and the fix; generate exits 2 with the fix and prints no answer")
+@pytest.mark.parametrize("case_", list(GENERATE_NEEDS))
+def test_check_proves_what_generate_needs(case_, exported, tmp_path):
+    "A chat template that does not render, a context longer than the graph's rotary table, tokenizer ids beyond vocab_size, bos/eos outside the vocabulary."
+    d = _copy_export(exported, tmp_path); damage, row, named = GENERATE_NEEDS[case_]; damage(d); h = tree_hash(d)
+    p = cli("check", d, timeout=120)
+    fails = [l for l in p.stdout.splitlines() if l.strip().startswith("FAIL")]
+    assert p.returncode == 1 and "FAIL" in p.stdout.splitlines()[0] and any(row in l and named in l and "Fix" in l for l in fails), p.stdout + p.stderr
+    p = cli("generate", d, "reverse: abc", timeout=120)
+    assert p.returncode == 2 and "Fix" in p.stderr and "Traceback" not in p.stderr and not p.stdout.strip(), (p.stdout, p.stderr)
+    assert tree_hash(d) == h, "check or generate changed the folder"
+
 # ---------------------------------------------------------------- the matrix itself
 def test_every_case_is_classed():
     "Every test here carries `@case(class, outcome)`: the reliability matrix page is generated from them and cannot miss one."
