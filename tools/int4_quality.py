@@ -13,7 +13,7 @@ this leaves out), llama.cpp itself and OpenVINO where their packages are install
 Raw results (every number, machine, load, versions, command) go to --json; the per-recipe summary the package ships
 (`mistral_onnx.recipes.MEASURED`) to --measured.
 """
-import argparse, json, os, platform, shutil, sys, time
+import argparse, json, os, platform, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 
@@ -120,6 +120,135 @@ def gguf_bytes(spec_params: dict, how: dict) -> int:
     bpw = {"Q4_0": 18 / 32, "Q8_0": 34 / 32, "Q4_1": 20 / 32}
     return int(spec_params["body"] * bpw[how["body"]] + spec_params["head"] * bpw[how["head"]] + spec_params["other"] * 4)
 
+# --- llama.cpp's own quantizer (Q4_K_M) and runtime, OpenVINO: run in their own virtual environments -------------------
+# Both peers' packages pin or build things the project's environment does not have (llama-cpp-python is a source build;
+# optimum-intel pins transformers<5.6), so this file runs itself under their interpreters (`peer ...` subcommands below)
+# and scores what comes back with the same `mistral_onnx.quality` functions, on the same token ids.
+LLAMA_FTYPES = {"F32": 0, "Q4_0": 2, "Q8_0": 7, "Q4_K_M": 15}
+"llama.h's LLAMA_FTYPE_MOSTLY_* numbers of the GGUF types made here with llama_model_quantize"
+PEER_VENVS = {"llama": str(Path.home()/"venvs"/"llama"), "ov": str(Path.home()/"venvs"/"ov")}
+"Default virtual environments (override: --llama-venv / --ov-venv, or MISTRAL_ONNX_LLAMA_VENV / MISTRAL_ONNX_OV_VENV)"
+OV_EXPORT = ["--task", "text-generation-with-past", "--weight-format", "int4", "--group-size", "32", "--ratio", "1.0", "--sym"]
+"optimum-cli export openvino flags of the OpenVINO int4 row: int4 symmetric, group 32, ratio 1.0 (every ratio-defining layer int4); NNCF still keeps the tied embedding/LM head int8 (asymmetric, per channel) unless --all-layers (a second row)"
+
+def gguf_f32(src: Path, dst: Path) -> Path:
+    "The source GGUF with every tensor dequantized to F32 (its metadata kept): llama.cpp's quantizer's input, and exactly our fp32 source."
+    import gguf
+    if dst.exists(): return dst
+    r = gguf.GGUFReader(str(src))
+    tmp = dst.with_name(dst.name + ".part")
+    w = gguf.GGUFWriter(str(tmp), r.fields["general.architecture"].contents())
+    for k, f in r.fields.items():
+        if k.startswith("GGUF.") or k == "general.architecture": continue
+        if k == "general.file_type": w.add_uint32(k, int(gguf.LlamaFileType.ALL_F32)); continue
+        vt = gguf.GGUFValueType(f.types[0])
+        w.add_key_value(k, f.contents(), vt, gguf.GGUFValueType(f.types[-1]) if vt == gguf.GGUFValueType.ARRAY else None)
+    for t in r.tensors:
+        a = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+        w.add_tensor(t.name, a.reshape([int(x) for x in reversed(t.shape)]))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    os.replace(tmp, dst)
+    return dst
+
+def gguf_tensors(path: Path) -> dict:
+    "name -> (fp32 array in numpy order [rows, cols], GGUF type name, bytes) of every tensor of a GGUF file."
+    import gguf
+    r = gguf.GGUFReader(str(path))
+    return {t.name: (gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32).reshape([int(x) for x in reversed(t.shape)]),
+                     t.tensor_type.name, int(t.n_bytes)) for t in r.tensors}
+
+def _unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
+    "Undo llama.cpp's q/k row permutation (convert_hf_to_gguf's `permute`: rotary halves interleaved per head)."
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+def graph_weights_from_gguf(tensors: dict, cfg: dict) -> dict:
+    "Our fp32 graph's MatMul weight names -> [K, N] arrays, built from llama.cpp's tensors (fused qkv, tied head = token_embd)."
+    out, nh, nkv = {}, cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    for i in range(cfg["num_hidden_layers"]):
+        b, p = f"blk.{i}.", f"model.layers.{i}."
+        t = lambda n: tensors[b + n][0]
+        out[p + "attn.qkv_proj.MatMul.weight"] = np.concatenate([_unpermute(t("attn_q.weight"), nh), _unpermute(t("attn_k.weight"), nkv), t("attn_v.weight")]).T
+        out[p + "attn.o_proj.MatMul.weight"] = t("attn_output.weight").T
+        for hf, gg in (("gate_proj", "ffn_gate"), ("up_proj", "ffn_up"), ("down_proj", "ffn_down")):
+            out[p + f"mlp.{hf}.MatMul.weight"] = t(gg + ".weight").T
+    out["lm_head.MatMul.weight"] = tensors.get("output.weight", tensors["token_embd.weight"])[0].T
+    return out
+
+def gguf_into_graph(fp32: Path, gguf_file: Path, out: Path, cfg: dict, exact: bool = False) -> dict:
+    "The fp32 export with every MatMul weight replaced by the GGUF file's (dequantized); exact: demand bit-equality (the F32 GGUF)."
+    import onnx_ir as ir
+    tensors = gguf_tensors(gguf_file)
+    new = graph_weights_from_gguf(tensors, cfg)
+    tmp = out.with_name(out.name + ".tmp"); shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(fp32, tmp, ignore=shutil.ignore_patterns("model.onnx*", "export_report.json"))
+    m = ir.load(fp32/"model.onnx"); n_done, worst = 0, 0.0
+    for n, w in _matmul_weights(m):
+        old = w.const_value.numpy(); a = np.ascontiguousarray(new[w.name], dtype=np.float32)
+        if a.shape != old.shape: raise ValueError(f"{w.name}: GGUF gives {a.shape}, graph has {old.shape}")
+        worst = max(worst, float(np.abs(a - old).max() / (np.abs(old).max() + 1e-12)))
+        w.const_value = ir.tensor(a, name=w.name); n_done += 1
+    if n_done != len(new): raise ValueError(f"replaced {n_done} of {len(new)} weights")
+    if exact and worst != 0: raise ValueError(f"the F32 GGUF's weights differ from the fp32 graph's (max rel {worst:g}): mapping or permutation is wrong")
+    ir.save(m, tmp/"model.onnx", external_data="model.onnx.data")
+    from collections import Counter
+    types = Counter(v[1] for v in tensors.values())
+    info = {"gguf": str(gguf_file), "gguf_file_bytes": gguf_file.stat().st_size, "gguf_tensor_bytes": sum(v[2] for v in tensors.values()),
+            "tensor_types": dict(types), "weights_replaced": n_done, "max_rel_change": worst,
+            "types_by_kind": {}}
+    for k, v in tensors.items():
+        if len(v[0].shape) == 2: d = info["types_by_kind"].setdefault(k.split(".", 2)[-1] if k.startswith("blk.") else k, {}); d[v[1]] = d.get(v[1], 0) + 1
+    os.replace(tmp, out)
+    (out/"post_recipe.json").write_text(json.dumps(info, indent=1))
+    return info
+
+def peer_main(argv):
+    """Run under a peer's interpreter (only numpy and the peer's packages are needed):
+    peer llama-quantize SRC DST TYPE        llama.cpp's llama_model_quantize (what `llama-quantize` runs), TYPE a key of LLAMA_FTYPES
+    peer llama-logits GGUF WINDOWS OUT      teacher-forced logits of each window (llama.cpp's runtime, logits_all) -> OUT/i.npy
+    peer ov-logits IR WINDOWS OUT [HINT]    the same through OpenVINO (optimum-intel's OVModelForCausalLM on the CPU; HINT: INFERENCE_PRECISION_HINT)
+    peer versions                           the peer's package versions as JSON"""
+    import importlib.metadata as md
+    cmd = argv[0]
+    if cmd == "versions":
+        out = {}
+        for p in ("llama-cpp-python", "openvino", "openvino-tokenizers", "optimum-intel", "optimum", "nncf", "transformers", "torch", "numpy"):
+            try: out[p] = md.version(p)
+            except md.PackageNotFoundError: pass
+        print(json.dumps(out)); return
+    if cmd == "llama-quantize":
+        import llama_cpp
+        src, dst, kind = argv[1:4]
+        p = llama_cpp.llama_model_quantize_default_params()
+        p.ftype, p.nthread = LLAMA_FTYPES[kind], 2
+        tmp = dst + ".part"
+        rc = llama_cpp.llama_model_quantize(src.encode(), tmp.encode(), p)
+        if rc != 0: sys.exit(f"llama_model_quantize({src}, {kind}) returned {rc}")
+        os.replace(tmp, dst); return
+    path, windows, out = argv[1], json.loads(Path(argv[2]).read_text()), Path(argv[3])
+    out.mkdir(parents=True, exist_ok=True)
+    n = max(len(w) for w in windows)
+    t = time.time()
+    if cmd == "llama-logits":
+        from llama_cpp import Llama
+        llm = Llama(path, n_ctx=n, n_batch=n, n_ubatch=n, logits_all=True, n_threads=2, n_threads_batch=2, verbose=False)
+        for i, ids in enumerate(windows):
+            llm.reset(); llm.eval(ids)
+            np.save(out/f"{i}.npy", np.asarray(llm.scores[:len(ids)], dtype=np.float32))
+    elif cmd == "ov-logits":
+        import torch
+        from optimum.intel import OVModelForCausalLM
+        cfg = {"INFERENCE_NUM_THREADS": "2", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "CACHE_DIR": ""}
+        if len(argv) > 4 and argv[4] != "default": cfg["INFERENCE_PRECISION_HINT"] = argv[4]
+        m = OVModelForCausalLM.from_pretrained(path, ov_config=cfg, compile=True)
+        for i, ids in enumerate(windows):
+            x = torch.tensor([ids], dtype=torch.long)
+            with torch.no_grad(): lg = m(input_ids=x, attention_mask=torch.ones_like(x)).logits   # no past: the state is reset
+            np.save(out/f"{i}.npy", lg[0].float().numpy())
+        try: (out/"runtime.json").write_text(json.dumps({"INFERENCE_PRECISION_HINT": str(m.request.get_compiled_model().get_property("INFERENCE_PRECISION_HINT"))}))
+        except Exception as e: (out/"runtime.json").write_text(json.dumps({"INFERENCE_PRECISION_HINT": f"unread: {e}"}))
+    else: sys.exit(f"unknown peer command {cmd!r}")
+    print(f"{cmd}: {len(windows)} windows in {time.time() - t:.1f} s", flush=True)
+
 QUESTIONS = ["What is the capital of France?", "Give me three tips for sleeping better.", "Explain in one sentence what a prime number is."]
 
 def answers(folder: Path, questions=QUESTIONS, max_new_tokens=40) -> list:
@@ -157,6 +286,8 @@ def write_measured(results: dict, path: Path):
     path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["peer"]: return peer_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default=str(Path.home()/".cache"/"mistral_onnx"/"int4q_sweep"), help="exports are kept here (reused when present)")
     ap.add_argument("--json", default="nbs/tutorials/int4_quality.json", help="raw results")
@@ -166,6 +297,10 @@ def main(argv=None):
     ap.add_argument("--only", default=None, help="comma-separated recipe names")
     ap.add_argument("--measured-only", action="store_true", help="only rewrite --measured from --json")
     ap.add_argument("--answers", default=None, help="only add greedy answers to a few chat questions for these comma-separated recipes (exported already) to --json")
+    ap.add_argument("--peers", default="llama,ov", help="peer rows to add where their virtual environment is found: llama (llama.cpp's quantizer "
+                    "for Q4_K_M, and its runtime), ov (OpenVINO int4 through optimum-cli); 'none' for none")
+    ap.add_argument("--llama-venv", default=os.environ.get("MISTRAL_ONNX_LLAMA_VENV", PEER_VENVS["llama"]), help="a venv with llama-cpp-python")
+    ap.add_argument("--ov-venv", default=os.environ.get("MISTRAL_ONNX_OV_VENV", PEER_VENVS["ov"]), help="a venv with optimum-intel[openvino] and nncf")
     a = ap.parse_args(argv)
     if a.measured_only: write_measured(json.loads(Path(a.json).read_text()), Path(a.measured)); return
     if a.answers:
@@ -177,7 +312,7 @@ def main(argv=None):
         Path(a.json).write_text(json.dumps(res, indent=1) + "\n"); return
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from mistral_onnx.quality import smollm2, quality_text, text_windows, source_logits, GraphLogits, compare_runners, log_softmax
+    from mistral_onnx.quality import smollm2, smollm2_gguf, quality_text, text_windows, source_logits, GraphLogits, compare_runners, log_softmax
     from mistral_onnx.export import export
     from mistral_onnx.env import versions
     work = Path(a.work); work.mkdir(parents=True, exist_ok=True)
@@ -215,10 +350,70 @@ def main(argv=None):
     for name in POST:
         if name in results["recipes"] and POST[name]["algo"] == "gguf":
             results["recipes"][name]["bytes"] = gguf_bytes(params, POST[name]); results["recipes"][name]["bytes_note"] = "the GGUF's tensor bytes (computed), not the fp32 graph's"
-    try: import llama_cpp  # noqa
-    except ImportError: results["skipped"]["llama.cpp runtime, Q4_K_M"] = "llama-cpp-python is not installed here (a source build of minutes on 2 shared cores; `peers` extra); Q4_K_M has no quantizer in the gguf package"
-    try: import openvino_genai  # noqa
-    except ImportError: results["skipped"]["OpenVINO int4"] = "openvino-genai is not installed here, and its exporter (optimum-intel) pins transformers<5.6 (a separate venv)"
+    peers = set(a.peers.split(",")) - {"none", ""}
+    external = {}                                    # label -> (peer venv python, peer command, model path, extra args): teacher-forced logits from a peer runtime
+    me = str(Path(__file__).resolve())
+    def peer(py, *args):
+        r = subprocess.run([py, me, "peer", *map(str, args)], capture_output=True, text=True)
+        if r.returncode: raise RuntimeError(f"{Path(py).parent.parent.name}: peer {' '.join(map(str, args[:1]))} exit {r.returncode}: {(r.stderr or r.stdout)[-600:]}")
+        return r.stdout
+    lpy, opy = Path(a.llama_venv)/"bin"/"python", Path(a.ov_venv)/"bin"/"python"
+    if "llama" in peers:
+        if not lpy.exists() or subprocess.run([str(lpy), "-c", "import llama_cpp"], capture_output=True).returncode:
+            results["skipped"]["llama.cpp Q4_K_M, llama.cpp runtime"] = (f"no llama-cpp-python in {a.llama_venv} (a source build: "
+                "`python -m venv V && CMAKE_BUILD_PARALLEL_LEVEL=2 V/bin/pip install llama-cpp-python numpy`, ~25 min on 2 shared cores); "
+                "Q4_K_M has no quantizer in the gguf package")
+        else:
+            results["versions"]["llama venv"] = json.loads(peer(str(lpy), "versions"))
+            gd = work/"gguf"; gd.mkdir(exist_ok=True)
+            t = time.time(); f32 = gguf_f32(smollm2_gguf(), gd/"smollm2-f32.gguf")
+            ggufs = {"F32": f32}
+            for kind in ("Q4_K_M", "Q4_0", "Q8_0"):
+                ggufs[kind] = gd/f"smollm2-{kind}.gguf"
+                if not ggufs[kind].exists(): peer(str(lpy), "llama-quantize", f32, ggufs[kind], kind)
+            print(f"GGUFs (llama.cpp's quantizer) in {time.time() - t:.0f} s", flush=True)
+            for kind in ("Q4_K_M", "Q4_0"):            # the quantized files' weights in our fp32 graph (Q4_0: checks the gguf package's reference quantizer)
+                label = f"llama.cpp-{kind}" + ("" if kind == "Q4_K_M" else "-file")
+                if a.only and label not in a.only.split(","): continue
+                t = time.time(); out = work/label
+                info = json.loads((out/"post_recipe.json").read_text()) if (out/"post_recipe.json").exists() else gguf_into_graph(folders["fp32"], ggufs[kind], out, cfg)
+                folders[label] = out
+                results["recipes"][label] = {"how": {"algo": "llama.cpp llama_model_quantize", "ftype": kind, "runner": "our fp32 ONNX graph (onnxruntime) holding the GGUF's weights dequantized"},
+                                             "precision": "int4", "export_seconds": round(time.time() - t, 1), "bytes": info["gguf_tensor_bytes"],
+                                             "bytes_note": "the GGUF's tensor bytes (read from the file), not the fp32 graph's", "gguf": info}
+            for kind in ("F32", "Q4_K_M", "Q4_0", "Q8_0"):   # llama.cpp's own runtime: a cross-check (it also rounds activations to Q8 in its dot products, KV cache f16)
+                label = f"llama.cpp-runtime-{kind}"
+                if a.only and label not in a.only.split(","): continue
+                external[label] = (str(lpy), "llama-logits", ggufs[kind], [])
+                results["recipes"][label] = {"how": {"runner": "llama.cpp runtime (llama-cpp-python, logits_all, n_ctx = window, 2 threads, defaults otherwise)", "gguf": str(ggufs[kind]), "ftype": kind},
+                                             "precision": "fp32" if kind == "F32" else "int8" if kind == "Q8_0" else "int4", "bytes": sum(v[2] for v in gguf_tensors(ggufs[kind]).values()),
+                                             "bytes_note": "the GGUF's tensor bytes"}
+    if "ov" in peers:
+        if not opy.exists() or subprocess.run([str(opy), "-c", "import optimum.intel, openvino, nncf"], capture_output=True).returncode:
+            results["skipped"]["OpenVINO int4"] = (f"no optimum-intel/openvino/nncf in {a.ov_venv} (a separate venv: optimum-intel pins transformers<5.6; "
+                                                   "`pip install 'optimum-intel[openvino]' nncf`)")
+        else:
+            results["versions"]["ov venv"] = json.loads(peer(str(opy), "versions"))
+            cli = str(Path(a.ov_venv)/"bin"/"optimum-cli")
+            for label, flags, hints in (("openvino-int4-g32-sym", OV_EXPORT, ["default", "f32"]),
+                                        ("openvino-int4-g32-sym-all-layers", OV_EXPORT + ["--all-layers"], ["default"]),
+                                        ("openvino-fp32", ["--task", "text-generation-with-past", "--weight-format", "fp32"], ["default"])):
+                out = work/label
+                t = time.time()
+                if not (out/"openvino_model.xml").exists():
+                    tmp = out.with_name(out.name + ".part"); shutil.rmtree(tmp, ignore_errors=True)
+                    r = subprocess.run([cli, "export", "openvino", "--model", str(src), *flags, str(tmp)], capture_output=True, text=True)
+                    if r.returncode or not (tmp/"openvino_model.xml").exists():
+                        results["skipped"][label] = f"optimum-cli export failed (exit {r.returncode}): {(r.stderr or r.stdout)[-600:]}"; continue
+                    os.replace(tmp, out)
+                for hint in hints:
+                    name = label + ("" if hint == "default" else f"-{hint}")
+                    if a.only and name not in a.only.split(","): continue
+                    external[name] = (str(opy), "ov-logits", out, [hint])
+                    results["recipes"][name] = {"how": {"runner": "OpenVINO runtime on the CPU (optimum-intel OVModelForCausalLM, teacher forcing, 2 threads)",
+                                                        "export": "optimum-cli export openvino " + " ".join(flags), "INFERENCE_PRECISION_HINT": hint},
+                                                "precision": "fp32" if "fp32" in label else "int4", "export_seconds": round(time.time() - t, 1),
+                                                "bytes": (out/"openvino_model.bin").stat().st_size, "bytes_note": "openvino_model.bin"}
     tok = AutoTokenizer.from_pretrained(src)
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
     for text in a.texts.split(","):
@@ -233,6 +428,19 @@ def main(argv=None):
             q = compare_runners(ws, lambda ids: by_ids[tuple(ids)], g, text)
             del g
             results["recipes"][name][text] = {**q.to_dict(), "seconds": round(time.time() - t, 1), "load": [round(x, 2) for x in os.getloadavg()]}
+            print(f"  {name}: {q}", flush=True)
+        if external:
+            wf = work/"peer-logits"/f"windows-{text}.json"; wf.parent.mkdir(parents=True, exist_ok=True); wf.write_text(json.dumps(ws))
+        for name, (py, cmd, path, extra) in external.items():
+            t = time.time(); od = work/"peer-logits"/name/text; shutil.rmtree(od, ignore_errors=True)
+            try: msg = peer(py, cmd, path, wf, od, *extra)
+            except RuntimeError as e:
+                results["skipped"][name] = str(e)[:800]; results["recipes"].pop(name, None); print(name, e, flush=True); continue
+            at = {tuple(w): i for i, w in enumerate(ws)}
+            q = compare_runners(ws, lambda ids: by_ids[tuple(ids)], lambda ids: np.load(od/f"{at[tuple(ids)]}.npy"), text)
+            rt = json.loads((od/"runtime.json").read_text()) if (od/"runtime.json").exists() else {}
+            results["recipes"][name][text] = {**q.to_dict(), **rt, "seconds": round(time.time() - t, 1), "peer_log": msg.strip()[-300:], "load": [round(x, 2) for x in os.getloadavg()]}
+            shutil.rmtree(od, ignore_errors=True)
             print(f"  {name}: {q}", flush=True)
         del cache, by_ids
     results["seconds"] = round(time.time() - t_start, 1)
