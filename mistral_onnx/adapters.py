@@ -193,8 +193,9 @@ def random_adapter(base:str|Path,               # the base model: anything `reso
     with torch.no_grad():
         for n, p in pm.named_parameters():
             if "lora_B" in n: p.normal_(0, std)
-    pm.peft_config["default"].base_model_name_or_path = str(base)   # the base as the caller named it (peft would record the resolved folder)
     pm.save_pretrained(str(out))
+    cfg = Path(out)/"adapter_config.json"   # the base as the caller named it (peft records the resolved folder, a path of this machine)
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "base_model_name_or_path": str(base)}, indent=2))
     return Path(out)
 
 # %% ../nbs/07c_adapters.ipynb #c015

@@ -32,5 +32,5 @@ g = og.Generator(m, (lambda p: (p.set_search_options(max_length=20), p)[1])(og.G
 try: g.append_tokens(np.array([[1, 2, 3]], dtype=np.int32)); print("ran")
 except Exception as e: print(f"ORT GenAI: {type(e).__name__}: {e}")
 PY
-} 2>&1 | sed -e "s|$ROOT|<repo>|g" -e "s|[^ \"]*/site-packages/|<site-packages>/|g" | tee "$LOG"   # no machine paths in the committed log
+} 2>&1 | sed -e "s|$ROOT|<repo>|g" -e "s|[^ \"]*/site-packages/|<olive venv>/lib/|g" | tee "$LOG"   # no machine paths in the committed log
 rm -rf "$W"
