@@ -5,7 +5,9 @@ option), then perplexity of the PyTorch source and of the export on the same win
 (`mistral_onnx.quality`), KL(source || export) and top-1 agreement, and the model files' bytes. Peers: llama.cpp's
 Q4_0 / Q8_0 formats (quantized with the `gguf` package's reference quantizers, the numerics of llama.cpp's
 `quantize`, run in our fp32 graph: llama.cpp's own runtime also rounds activations to Q8 for its dot products, which
-this leaves out), llama.cpp itself and OpenVINO where their packages are installed (else a stated skip).
+this leaves out); llama.cpp's own quantizer (Q4_K_M, and Q4_0 as a check) with its weights in our fp32 graph, llama.cpp's
+runtime, and OpenVINO int4 (optimum-cli, group 32) in OpenVINO's runtime, each run in its own virtual environment
+(`--llama-venv`, `--ov-venv`; `--peers none` leaves them out; a missing one is a stated skip).
 
     MISTRAL_ONNX_SMOLLM2=/work/cache/smollm2 python tools/int4_quality.py --work /work/cache/int4q/sweep \
         --json nbs/tutorials/int4_quality.json --measured mistral_onnx/recipes_measured.json
