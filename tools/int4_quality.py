@@ -363,7 +363,7 @@ def main(argv=None):
     if "llama" in peers:
         if not lpy.exists() or subprocess.run([str(lpy), "-c", "import llama_cpp"], capture_output=True).returncode:
             results["skipped"]["llama.cpp Q4_K_M, llama.cpp runtime"] = (f"no llama-cpp-python in {a.llama_venv} (a source build: "
-                "`python -m venv V && CMAKE_BUILD_PARALLEL_LEVEL=2 V/bin/pip install llama-cpp-python numpy`, ~25 min on 2 shared cores); "
+                "`python -m venv V && CMAKE_BUILD_PARALLEL_LEVEL=2 V/bin/pip install llama-cpp-python numpy`, ~16 min on 2 loaded cores here); "
                 "Q4_K_M has no quantizer in the gguf package")
         else:
             results["versions"]["llama venv"] = json.loads(peer(str(lpy), "versions"))
