@@ -5,7 +5,9 @@ option), then perplexity of the PyTorch source and of the export on the same win
 (`mistral_onnx.quality`), KL(source || export) and top-1 agreement, and the model files' bytes. Peers: llama.cpp's
 Q4_0 / Q8_0 formats (quantized with the `gguf` package's reference quantizers, the numerics of llama.cpp's
 `quantize`, run in our fp32 graph: llama.cpp's own runtime also rounds activations to Q8 for its dot products, which
-this leaves out), llama.cpp itself and OpenVINO where their packages are installed (else a stated skip).
+this leaves out); llama.cpp's own quantizer (Q4_K_M, and Q4_0 as a check) with its weights in our fp32 graph, llama.cpp's
+runtime, and OpenVINO int4 (optimum-cli, group 32) in OpenVINO's runtime, each run in its own virtual environment
+(`--llama-venv`, `--ov-venv`; `--peers none` leaves them out; a missing one is a stated skip).
 
     python tools/int4_quality.py --work ~/.cache/mistral_onnx/int4q_sweep \
         --json nbs/tutorials/int4_quality.json --measured mistral_onnx/recipes_measured.json
@@ -361,7 +363,7 @@ def main(argv=None):
     if "llama" in peers:
         if not lpy.exists() or subprocess.run([str(lpy), "-c", "import llama_cpp"], capture_output=True).returncode:
             results["skipped"]["llama.cpp Q4_K_M, llama.cpp runtime"] = (f"no llama-cpp-python in {a.llama_venv} (a source build: "
-                "`python -m venv V && CMAKE_BUILD_PARALLEL_LEVEL=2 V/bin/pip install llama-cpp-python numpy`, ~25 min on 2 shared cores); "
+                "`python -m venv V && CMAKE_BUILD_PARALLEL_LEVEL=2 V/bin/pip install llama-cpp-python numpy`, ~16 min on 2 loaded cores here); "
                 "Q4_K_M has no quantizer in the gguf package")
         else:
             results["versions"]["llama venv"] = json.loads(peer(str(lpy), "versions"))
